@@ -1,0 +1,99 @@
+"""The layout rules of ../shared/DESIGN.md, enforced."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from voxgate import errors
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "voxgate"
+
+# The sans-I/O cores: bytes/JSON in, events and bytes out, no I/O, no event loop, no clock.
+SANS_IO_CORES = ["codecs", "bridge/rtp", "bridge/sip", "bridge/carriers", "bridge/botlink"]
+FORBIDDEN_IN_CORES = {
+    "asyncio",
+    "websockets",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "aiortc",
+    "socket",
+    "selectors",
+    "ssl",
+    "time",  # time is passed in
+}
+
+
+def _top_level_names() -> set[str]:
+    names = {"voxgate"}
+    for entry in ROOT.iterdir():
+        if entry.suffix == ".py":
+            names.add(entry.stem)
+        elif (entry / "__init__.py").exists():
+            names.add(entry.name)
+    return names
+
+
+def test_no_top_level_module_shadows_the_standard_library() -> None:
+    shadowing = sorted(_top_level_names() & sys.stdlib_module_names)
+    assert shadowing == []
+
+
+def _core_modules() -> list[Path]:
+    modules = []
+    for core in SANS_IO_CORES:
+        modules.extend(sorted((PACKAGE / core).rglob("*.py")))
+    return modules
+
+
+def _imported_modules(path: Path) -> set[str]:
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module)
+    return imported
+
+
+def test_there_are_cores_to_check() -> None:
+    assert any(path.parent.name == "codecs" for path in _core_modules())
+
+
+@pytest.mark.parametrize("path", _core_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_sans_io_core_imports_no_io(path: Path) -> None:
+    tops = {name.split(".")[0] for name in _imported_modules(path)}
+    assert tops.isdisjoint(FORBIDDEN_IN_CORES), sorted(tops & FORBIDDEN_IN_CORES)
+
+
+def test_importing_the_cores_loads_no_io_library() -> None:
+    modules = [
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in _core_modules()
+    ]
+    program = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", program], check=True, capture_output=True, text=True, cwd=ROOT
+    ).stdout.split()
+    io_libraries = FORBIDDEN_IN_CORES - {"time", "socket", "selectors", "ssl"}
+    assert io_libraries.isdisjoint(loaded), sorted(io_libraries & set(loaded))
+
+
+def test_every_error_is_a_voxgate_error() -> None:
+    classes = [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, Exception)
+    ]
+    assert len(classes) > 1
+    assert all(issubclass(cls, errors.VoxgateError) for cls in classes)

@@ -1,0 +1,5 @@
+"""``python -m voxgate`` is the ``voxgate`` command."""
+
+from voxgate.cli import main
+
+raise SystemExit(main())

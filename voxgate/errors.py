@@ -1,0 +1,25 @@
+"""The one exception tree of voxgate.
+
+Every error voxgate raises on purpose derives from :class:`VoxgateError`, so a
+boundary (a SIP transaction, a WebSocket handler, a REST endpoint) can catch
+the whole family in one place and translate it into a SIP response, a close
+code, a JSON error body or a call event. Errors about values a caller passed
+also derive from :class:`ValueError`, so generic code that expects the
+standard exception keeps working.
+"""
+
+
+class VoxgateError(Exception):
+    """Base of every error voxgate raises on purpose."""
+
+
+class CodecError(VoxgateError, ValueError):
+    """Audio could not be encoded, decoded, resampled or analysed."""
+
+
+class InvalidAudioError(CodecError):
+    """Audio data is malformed: wrong dtype, wrong shape, a partial sample."""
+
+
+class UnsupportedFormatError(CodecError):
+    """An encoding, sample rate, channel count or DTMF digit voxgate does not handle."""

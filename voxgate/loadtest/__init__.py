@@ -1,0 +1,4 @@
+"""Load generator and report.
+
+Nothing lives here yet; it arrives once there is a media path to load.
+"""
