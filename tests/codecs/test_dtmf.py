@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from voxgate.codecs import dtmf as dtmf_module
 from voxgate.codecs.dtmf import (
     COL_FREQS_HZ,
     DBM0_PEAK,
@@ -342,6 +343,23 @@ def test_levels_from_0_to_minus_30_dbm0(level_dbm0: float) -> None:
 @pytest.mark.parametrize("level_dbm0", [-40.0, -50.0, -60.0])
 def test_quiet_tones_are_rejected(level_dbm0: float) -> None:
     assert detect(dtmf_sequence("159D", level_dbm0=level_dbm0)) == []
+
+
+def test_silence_gate_hides_nothing_the_analysis_would_accept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Around the -36 dBm0 floor, with twist, detection is the same with the gate switched off."""
+    cases = [(level, twist) for level in np.arange(-33.0, -38.5, -0.5) for twist in (-8, 0, 8)]
+    signals = [
+        padded(dtmf_tone("D", 60, level_dbm0=level + abs(twist) / 2, twist_db=twist), 400)
+        for level, twist in cases
+    ]
+    gated = [digits_of(detect(signal)) for signal in signals]
+    monkeypatch.setattr(dtmf_module, "_SILENCE_POWER", 0.0)
+    ungated = [digits_of(detect(signal)) for signal in signals]
+    assert gated == ungated
+    assert "D" in gated  # the sweep does cross the detection floor...
+    assert "" in gated  # ...from both sides
 
 
 @pytest.mark.parametrize(("snr_db", "seed"), [(20.0, 1), (15.0, 2), (15.0, 3), (12.0, 4)])
