@@ -187,13 +187,13 @@ def test_detector_rejects_unsupported_rate(rate: int) -> None:
 @pytest.mark.parametrize(
     ("audio", "complaint"),
     [
-        (np.zeros(160, dtype=np.float32), "dtype float32"),
-        (np.zeros(160, dtype=np.int32), "dtype int32"),
-        (np.zeros(160, dtype=np.uint8), "dtype uint8"),
-        (np.zeros((80, 2), dtype=np.int16), "2 dimensions"),
-        (np.zeros((), dtype=np.int16), "0 dimensions"),
-        (b"\x00" * 320, "got bytes"),
-        ([0] * 160, "got list"),
+        (np.zeros(160, dtype=np.float32), "dtype int16, not float32"),
+        (np.zeros(160, dtype=np.int32), "dtype int16, not int32"),
+        (np.zeros(160, dtype=np.uint8), "dtype int16, not uint8"),
+        (np.zeros((80, 2), dtype=np.int16), "one-dimensional, not 2-D"),
+        (np.zeros((), dtype=np.int16), "one-dimensional, not 0-D"),
+        (b"\x00" * 320, "numpy int16 array, not bytes"),
+        ([0] * 160, "numpy int16 array, not list"),
     ],
 )
 def test_detector_rejects_bad_audio(audio: NDArray[np.int16], complaint: str) -> None:

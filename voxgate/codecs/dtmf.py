@@ -89,7 +89,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from voxgate.errors import CodecError, InvalidAudioError, UnsupportedFormatError
+from voxgate.codecs.pcm import as_pcm
+from voxgate.errors import CodecError, UnsupportedFormatError
 
 __all__ = [
     "COL_FREQS_HZ",
@@ -418,19 +419,6 @@ def _classify_windows(frames: NDArray[np.float64], an: _Analysis) -> NDArray[np.
     return codes
 
 
-def _check_audio(samples: object) -> NDArray[np.int16]:
-    if not isinstance(samples, np.ndarray):
-        msg = f"DTMF detector needs a numpy int16 array, got {type(samples).__name__}"
-        raise InvalidAudioError(msg)
-    if samples.dtype != np.int16:
-        msg = f"DTMF detector needs int16 samples, got dtype {samples.dtype}"
-        raise InvalidAudioError(msg)
-    if samples.ndim != 1:
-        msg = f"DTMF detector needs a 1-D (mono) array, got {samples.ndim} dimensions"
-        raise InvalidAudioError(msg)
-    return samples
-
-
 class DtmfDetector:
     """Finds DTMF keypresses in a stream of int16 samples; see the module docstring."""
 
@@ -461,7 +449,7 @@ class DtmfDetector:
 
     def feed(self, samples: NDArray[np.int16]) -> list[DtmfDigit]:
         """Analyse ``samples`` (any length) and return the keypresses that ended in them."""
-        samples = _check_audio(samples)
+        samples = as_pcm(samples)
         self._fed += samples.size
         buffer = np.concatenate((self._tail, samples)) if self._tail.size else samples
         an = self._an

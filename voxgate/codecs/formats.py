@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from voxgate.codecs.g711 import (
-    Pcm,
     alaw_decode,
     alaw_encode,
     alaw_to_ulaw,
@@ -24,7 +23,7 @@ from voxgate.codecs.g711 import (
     ulaw_encode,
     ulaw_to_alaw,
 )
-from voxgate.codecs.pcm import pcm16_decode, pcm16_encode
+from voxgate.codecs.pcm import Pcm, pcm16_decode, pcm16_encode
 from voxgate.codecs.resample import SUPPORTED_RATES, Resampler
 from voxgate.errors import InvalidAudioError, UnsupportedFormatError
 

@@ -28,9 +28,9 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from voxgate.codecs.pcm import Pcm, as_pcm
 from voxgate.errors import InvalidAudioError
 
-Pcm = NDArray[np.int16]
 Codes = NDArray[np.uint8]
 CodeInput = bytes | bytearray | memoryview | Codes
 
@@ -100,19 +100,6 @@ _ULAW_PAIRS: Final = _pair_table(ULAW_DECODE_TABLE)
 _ALAW_PAIRS: Final = _pair_table(ALAW_DECODE_TABLE)
 ULAW_TO_ALAW: Final[bytes] = ALAW_ENCODE_TABLE[ULAW_DECODE_TABLE.view(np.uint16)].tobytes()
 ALAW_TO_ULAW: Final[bytes] = ULAW_ENCODE_TABLE[ALAW_DECODE_TABLE.view(np.uint16)].tobytes()
-
-
-def as_pcm(samples: object) -> Pcm:
-    """``samples`` checked to be a one-dimensional int16 array, else InvalidAudioError."""
-    if not isinstance(samples, np.ndarray):
-        raise InvalidAudioError(
-            f"linear audio must be a numpy int16 array, not {type(samples).__name__}"
-        )
-    if samples.dtype != np.int16:
-        raise InvalidAudioError(f"linear audio must have dtype int16, not {samples.dtype}")
-    if samples.ndim != 1:
-        raise InvalidAudioError(f"linear audio must be one-dimensional, not {samples.ndim}-D")
-    return samples
 
 
 def as_codes(codes: object) -> Codes:

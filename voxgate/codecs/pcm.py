@@ -10,12 +10,28 @@ from __future__ import annotations
 from typing import Final, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
-from voxgate.codecs.g711 import Pcm, as_pcm
 from voxgate.errors import InvalidAudioError
+
+Pcm = NDArray[np.int16]
+"""Linear audio inside voxgate: one-dimensional int16 samples, native byte order."""
 
 ByteOrder = Literal["little", "big"]
 _DTYPES: Final = {"little": np.dtype("<i2"), "big": np.dtype(">i2")}
+
+
+def as_pcm(samples: object) -> Pcm:
+    """``samples`` checked to be a one-dimensional int16 array, else InvalidAudioError."""
+    if not isinstance(samples, np.ndarray):
+        raise InvalidAudioError(
+            f"linear audio must be a numpy int16 array, not {type(samples).__name__}"
+        )
+    if samples.dtype != np.int16:
+        raise InvalidAudioError(f"linear audio must have dtype int16, not {samples.dtype}")
+    if samples.ndim != 1:
+        raise InvalidAudioError(f"linear audio must be one-dimensional, not {samples.ndim}-D")
+    return samples
 
 
 def _dtype(byte_order: str) -> np.dtype[np.int16]:

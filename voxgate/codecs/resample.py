@@ -54,7 +54,7 @@ from typing import Final, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from voxgate.codecs.g711 import Pcm, as_pcm
+from voxgate.codecs.pcm import Pcm, as_pcm
 from voxgate.errors import UnsupportedFormatError
 
 SUPPORTED_RATES: Final = (8000, 16000, 24000, 32000, 48000)
