@@ -23,3 +23,23 @@ class InvalidAudioError(CodecError):
 
 class UnsupportedFormatError(CodecError):
     """An encoding, sample rate, channel count or DTMF digit voxgate does not handle."""
+
+
+class ProtocolError(VoxgateError):
+    """A peer sent a message voxgate cannot accept.
+
+    ``code`` is the stable machine-readable name sent back in an ``error``
+    event (see docs/PROTOCOL.md); ``fatal`` says whether the stream can go on
+    (a bad message is dropped) or must be closed with ``close_code``.
+    """
+
+    def __init__(self, code: str, message: str, *, fatal: bool = False, close_code: int = 1008):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+        self.close_code = close_code
+
+
+class ConfigError(VoxgateError, ValueError):
+    """The configuration (TOML file or VOXGATE_* variables) is invalid."""
