@@ -22,12 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from voxgate.codecs.formats import PCMU_8K, AudioFormat
-
-_NO_PARAMETERS: Mapping[str, str] = MappingProxyType({})
-
 
 # --- upstream: telephony side -> application side -------------------------------------
 
@@ -59,7 +55,7 @@ class StreamStarted:
     to_number: str | None = None
     direction: str = "inbound"  # "inbound" or "outbound", seen from voxgate
     tracks: tuple[str, ...] = ("inbound",)
-    custom_parameters: Mapping[str, str] = field(default=_NO_PARAMETERS)
+    custom_parameters: Mapping[str, str] = field(default_factory=dict)
     client_state: str | None = None  # Telnyx, base64 as sent
     opening_text: str | None = None  # voxgate.v1: what the bot should say first
     system_prompt: str | None = None  # voxgate.v1

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from voxgate.bridge.playout import (
+    MAX_QUEUED_SECONDS,
+    BotMarkPlayed,
+    CarrierClearRequested,
+    CarrierMarkRequested,
+    FrameReleased,
+    Playout,
+    PlayoutOutput,
+    QueueFullError,
+)
+from voxgate.codecs.formats import PCMU_8K, AudioFormat, Encoding
+
+
+def _run(playout: Playout, until: float, start: float = 0.0) -> list[tuple[float, PlayoutOutput]]:
+    """Wake up when the playout says it is due, as the shared scheduler does; collect outputs."""
+    seen = [(start, output) for output in playout.drain()]
+    now = start
+    while (due := playout.next_due()) is not None and due <= until:
+        now = max(now, due)
+        playout.tick(now)
+        seen += [(now, output) for output in playout.drain()]
+    return seen
+
+
+def _frames(seen: list[tuple[float, PlayoutOutput]]) -> list[tuple[float, bytes]]:
+    return [(t, o.payload) for t, o in seen if isinstance(o, FrameReleased)]
+
+
+def test_a_burst_is_released_one_frame_every_20ms() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    audio = bytes(range(256)) * 125  # 32,000 bytes = 4 s, in one burst
+    playout.enqueue(audio, 0.0)
+    frames = _frames(_run(playout, 5.0))
+    assert len(frames) == 200
+    times = [t for t, _ in frames]
+    assert times[0] == 0.0  # the first frame goes at once
+    assert all(abs(b - a - 0.020) < 1e-9 for a, b in itertools.pairwise(times))
+    assert b"".join(p for _, p in frames) == audio
+
+
+def test_chunks_of_any_size_are_reframed_and_a_tail_is_padded_with_silence() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    for size in (7, 300, 1, 52):
+        playout.enqueue(b"\x01" * size, 0.0)
+    frames = _frames(_run(playout, 0.2))
+    assert [len(p) for _, p in frames] == [160, 160, 160]
+    assert b"".join(p for _, p in frames) == b"\x01" * 360 + b"\xff" * 120
+
+
+@pytest.mark.parametrize(
+    ("fmt", "silence"),
+    [(AudioFormat(Encoding.PCMA, 8000), b"\xd5"), (AudioFormat(Encoding.PCM16, 16000), b"\x00")],
+)
+def test_silence_padding_matches_the_format(fmt: AudioFormat, silence: bytes) -> None:
+    playout = Playout(fmt, carrier_marks=False)
+    playout.enqueue(b"\x10\x00", 0.0)
+    (frame,) = _frames(_run(playout, 0.05))
+    assert frame[1] == b"\x10\x00" + silence * (fmt.bytes_per(20) - 2)
+
+
+def test_a_late_tick_catches_up_without_shifting_the_grid() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 1600, 0.0)  # 10 frames
+    playout.tick(0.0)
+    playout.tick(0.065)  # woke up 45 ms late: frames due at 20, 40, 60 ms go now
+    released = [o for o in playout.drain() if isinstance(o, FrameReleased)]
+    assert len(released) == 4
+    assert playout.next_due() == pytest.approx(0.080)
+
+
+def test_after_an_idle_spell_the_next_utterance_starts_at_once() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 160, 0.0)
+    playout.tick(0.0)
+    playout.drain()
+    assert playout.next_due() is None
+    playout.enqueue(b"\x00" * 320, 1.0)
+    due = playout.next_due()
+    assert due is not None
+    assert due <= 1.0
+    playout.tick(1.0)
+    playout.tick(1.005)  # not yet: 20 ms after the previous release
+    assert len(playout.drain()) == 1
+    assert playout.next_due() == pytest.approx(1.020)
+
+
+def test_a_mark_without_carrier_echo_fires_one_frame_after_the_audio_before_it() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 800, 0.0)  # 5 frames: released at 0, 20, ..., 80 ms
+    playout.mark("five")
+    playout.enqueue(b"\x00" * 160, 0.0)
+    seen = _run(playout, 0.2)
+    (when,) = [t for t, o in seen if o == BotMarkPlayed("five")]
+    assert when == pytest.approx(0.100)  # the fifth frame has played by then, not merely left
+    assert len(_frames(seen)) == 6
+
+
+def test_a_mark_with_carrier_echo_waits_for_the_echo() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=True)
+    playout.enqueue(b"\x00" * 320, 0.0)
+    playout.mark("greeting")
+    seen = _run(playout, 0.1)
+    requests = [o for _, o in seen if isinstance(o, CarrierMarkRequested)]
+    assert len(requests) == 1
+    assert not any(isinstance(o, BotMarkPlayed) for _, o in seen)  # sent is not played
+    playout.carrier_mark_played("someone-else's")
+    assert playout.drain() == []
+    playout.carrier_mark_played(requests[0].name)
+    assert playout.drain() == [BotMarkPlayed("greeting")]
+    assert playout.idle
+
+
+def test_a_mark_with_nothing_ever_played_is_reported_at_once() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=True)
+    playout.mark("start")
+    assert playout.drain() == [BotMarkPlayed("start")]
+
+
+def test_clear_empties_the_queue_at_once_and_returns_every_pending_mark() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=True)
+    playout.enqueue(b"\x00" * 320, 0.0)
+    playout.mark("a")  # will be awaiting the carrier's echo
+    playout.enqueue(b"\x00" * 8000, 0.0)  # 50 more frames
+    playout.mark("b")  # still queued
+    _run(playout, 0.1)
+    playout.clear()
+    outputs = playout.drain()
+    assert outputs == [CarrierClearRequested(), BotMarkPlayed("a"), BotMarkPlayed("b")]
+    assert playout.next_due() is None
+    assert _frames(_run(playout, 0.2)) == []  # not one more frame after the clear
+    assert playout.frames_cleared > 40
+
+
+def test_queue_is_bounded() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    with pytest.raises(QueueFullError):
+        playout.enqueue(b"\x00" * int(8000 * (MAX_QUEUED_SECONDS + 1)), 0.0)
+    assert playout.next_due() is None
+
+
+def test_released_frames_say_how_long_they_waited() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 480, 0.0)
+    waits = [o.waited for _, o in _run(playout, 0.1) if isinstance(o, FrameReleased)]
+    assert waits == pytest.approx([0.0, 0.020, 0.040])
