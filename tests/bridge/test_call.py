@@ -29,6 +29,7 @@ from voxgate.bridge.events import (
     MarkPlayed,
     MarkRequested,
     MediaReceived,
+    StreamConnected,
     StreamStarted,
     StreamStopped,
     TranscriptReceived,
@@ -100,7 +101,8 @@ def _frames(outputs: list[object]) -> list[bytes]:
 def test_start_connects_the_bot_and_sends_it_a_start_without_control_parameters() -> None:
     driver = Driver()
     assert [o for _, o in driver.log] == [ConnectBot(1)]
-    (start,) = driver.sent_to(ToBot, driver.connect())
+    connected, start = driver.sent_to(ToBot, driver.connect())
+    assert connected == StreamConnected()
     assert isinstance(start, StreamStarted)
     assert start.session_id == "vx-1"
     assert start.call_id == "CA1"
@@ -124,7 +126,7 @@ def test_caller_audio_before_the_bot_answers_is_kept_for_it() -> None:
     for chunk in range(1, 4):
         driver.carrier(MediaReceived(bytes([chunk]) * 160, chunk=chunk))
     assert driver.sent_to(ToBot) == []
-    sent = driver.sent_to(ToBot, driver.connect())
+    sent = driver.sent_to(ToBot, driver.connect())[2:]
     assert [e.payload[0] for e in sent if isinstance(e, MediaReceived)] == [1, 2, 3]
 
 
@@ -259,8 +261,9 @@ def test_bot_drop_reconnects_with_a_reconnected_start() -> None:
     driver.carrier(MediaReceived(b"\x00" * 160, chunk=1))  # the caller talks meanwhile
     out = driver.run(1.5)
     assert ConnectBot(2) in out
-    (start,) = driver.sent_to(ToBot, driver.connect())
-    assert isinstance(start, StreamStarted) and start.reconnected
+    _, start = driver.sent_to(ToBot, driver.connect())
+    assert isinstance(start, StreamStarted)
+    assert start.reconnected
     assert driver.call.stats.dropped_while_disconnected == 1
 
 
@@ -327,3 +330,65 @@ def test_transcripts_are_kept() -> None:
     driver.connect()
     driver.bot(TranscriptReceived("caller", "hello"))
     assert driver.call.transcripts == [TranscriptReceived("caller", "hello")]
+
+
+def test_transfer_waits_for_the_audio_queued_before_it() -> None:
+    driver = Driver(CallPolicy(carrier_rest=True, carrier_marks=False))
+    driver.connect()
+    driver.bot(AudioSent(b"\x01" * 1600))  # "let me transfer you", 200 ms
+    driver.bot(TransferRequested("+15550003333"))
+    assert not any(isinstance(o, CarrierTransfer) for _, o in driver.log)
+    driver.run(1.0)
+    (when,) = [t for t, o in driver.log if isinstance(o, CarrierTransfer)]
+    assert when == pytest.approx(0.200)
+
+
+def test_a_drop_silences_the_caller_and_forgets_pending_marks() -> None:
+    driver = Driver()
+    driver.connect()
+    driver.bot(AudioSent(b"\x01" * 8000))
+    driver.bot(MarkRequested("never"))
+    driver.run(0.1)
+    driver.call.bot_disconnected("socket dropped", driver.now)
+    out = driver.collect()
+    assert ClearRequested() in driver.sent_to(ToCarrier, out)
+    assert driver.sent_to(ToBot, out) == []
+    sent_before = len(_frames(driver.sent_to(ToCarrier)))
+    driver.run(0.5)
+    assert len(_frames(driver.sent_to(ToCarrier))) == sent_before
+
+
+def test_bot_closing_with_1000_is_a_hangup_and_1008_ends_the_call() -> None:
+    driver = Driver()
+    driver.connect()
+    driver.bot(AudioSent(b"\x01" * 800))
+    driver.call.bot_disconnected("bot closed", driver.now, code=1000)
+    driver.collect()
+    assert driver.state() is CallState.ENDING
+    driver.run(12.0)
+    assert driver.call.end_reason == "bot_hangup"
+    assert len(_frames(driver.sent_to(ToCarrier))) == 5  # what it said first was played
+
+    other = Driver()
+    other.connect()
+    other.call.bot_disconnected("bot refused us", 0.0, code=1008)
+    assert CallEnded("bot_error") in other.collect()
+
+
+def test_a_bot_that_refuses_the_reconnection_is_not_retried() -> None:
+    driver = Driver()
+    driver.connect()
+    driver.call.bot_disconnected("socket dropped", 0.0)
+    driver.run(0.5)
+    driver.call.bot_connect_failed("HTTP 403", driver.now, refused=True)
+    assert CallEnded("bot_unreachable") in driver.collect()
+
+
+def test_too_many_protocol_errors_end_the_call() -> None:
+    driver = Driver(CallPolicy(max_bot_errors=3))
+    driver.connect()
+    for _ in range(4):
+        driver.call.bot_protocol_error(ProtocolError("bad_audio", "nope"), 0.0)
+    out = driver.collect()
+    assert CallEnded("bot_error") in out
+    assert StreamStopped("bot_error") in driver.sent_to(ToBot, out)

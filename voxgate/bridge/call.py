@@ -90,6 +90,7 @@ CONTROL_PARAMETERS: Final = frozenset(
 """Custom parameters that steer voxgate itself; they are not passed on to the bot."""
 
 _HANGUP_MARK: Final = "\x00voxgate-hangup"  # internal: the last mark before hanging up
+_TRANSFER_MARK: Final = "\x00voxgate-transfer"  # internal: the last mark before transferring
 _BACKOFF_FIRST: Final = 0.1
 _BACKOFF_MAX: Final = 2.0
 _SIT_TONES_HZ: Final = (913.8, 1370.6, 1776.7)  # ITU-T E.180 special information tone
@@ -115,6 +116,7 @@ class CallPolicy:
     carrier_rest: bool = False  # the carrier's REST API can hang up and transfer this call
     carrier_marks: bool = True  # the carrier echoes marks (Twilio, Telnyx)
     pre_connect_buffer: float = 1.0
+    max_bot_errors: int = 50  # protocol errors on one bot socket before it is closed (1008)
 
 
 # --- outputs ------------------------------------------------------------------------------
@@ -123,6 +125,7 @@ class CallPolicy:
 @dataclass(frozen=True, slots=True)
 class ToCarrier:
     event: DownstreamEvent
+    since: float | None = None  # for audio: when the bot's audio reached voxgate
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,7 @@ class Call:
         self._ending_reason = "bot_hangup"
         self._transfer_target: str | None = None
         self._bot_up = False
+        self._bot_errors = 0
         self._connect(now)
 
     # --- inputs from the carrier -------------------------------------------------------
@@ -270,27 +274,45 @@ class Call:
         self.state = CallState.ACTIVE
         self._bot_up = True
         self._retry_at = self._dropped_at = None
+        self._send_bot(StreamConnected())  # Twilio and Telnyx say hello first; v1 does not
         self._send_bot(self._bot_start(reconnected))
         while self._early:
             self._send_bot(MediaReceived(self._early.popleft()))
             self.stats.frames_to_bot += 1
 
-    def bot_connect_failed(self, reason: str, now: float) -> None:
+    def bot_connect_failed(self, reason: str, now: float, *, refused: bool = False) -> None:
+        """An attempt failed; ``refused``: the bot turned voxgate away (HTTP 401/403), so
+        trying again is pointless (docs/PROTOCOL.md, "Reconnection")."""
         log.warning("bot connect attempt %d failed: %s", self._attempt, reason, extra=self._log)
-        if self.state is CallState.CONNECTING:
+        if self.state is CallState.CONNECTING or (refused and self.state is CallState.RECONNECTING):
             self._fallback("bot_unreachable", now)
         elif self.state is CallState.RECONNECTING:
             self._schedule_retry(now)
 
-    def bot_disconnected(self, reason: str, now: float) -> None:
-        """The bot socket closed. While ending (a bot often closes right after its hangup)
-        the call goes on playing out; while active it reconnects."""
+    def bot_disconnected(self, reason: str, now: float, *, code: int | None = None) -> None:
+        """The bot socket closed (``code``: the close code the bot sent, if any).
+
+        While ending (a bot often closes right after its hangup) the call goes on
+        playing out. While active: 1000 from the bot ends the call as a hangup would,
+        1008 ends it at once, anything else is a drop and the bot is reconnected;
+        what it had queued is dropped and its pending marks are forgotten
+        (docs/PROTOCOL.md, "Close codes" and "Reconnection").
+        """
         self._bot_up = False
+        self._bot_errors = 0
         if self.state is not CallState.ACTIVE:
+            return
+        if code == 1000:
+            self._begin_ending("bot_hangup", now)
+            return
+        if code == 1008:
+            self._fallback("bot_error", now)
             return
         self.stats.bot_drops += 1
         log.warning("bot socket dropped (%s); reconnecting", reason, extra=self._log)
         self.state = CallState.RECONNECTING
+        self._playout.clear()
+        self._drain_playout(now)
         self._dropped_at = now
         self._schedule_retry(now)
 
@@ -308,7 +330,7 @@ class Call:
         elif isinstance(event, DtmfSendRequested):
             self._send_dtmf(event, now)
         elif isinstance(event, TransferRequested):
-            self._transfer(event.target)
+            self._transfer(event.target, now)
         elif isinstance(event, HangupRequested):
             self._begin_ending(event.reason or "bot_hangup", now)
         else:
@@ -317,15 +339,19 @@ class Call:
 
     def bot_protocol_error(self, error: ProtocolError, now: float) -> None:
         self.stats.protocol_errors += 1
+        self._bot_errors += 1
         self._send_bot(ErrorReported(error.code, error.message))
-        if error.fatal:
+        if self._bot_errors > self.policy.max_bot_errors:
+            log.error("too many protocol errors from the bot", extra=self._log)
+            self._fallback("bot_error", now)
+        elif error.fatal:
             self._outputs.append(CloseBot(error.close_code, error.code))
             self.bot_disconnected(error.code, now)
 
     def transfer_failed(self, reason: str) -> None:
         """The carrier's REST API refused the transfer: the call goes on."""
         self._transfer_target = None
-        self._send_bot(ErrorReported("transfer_failed", reason))
+        self._send_bot(ErrorReported("transfer_unavailable", f"the carrier refused: {reason}"))
 
     # --- time -----------------------------------------------------------------------------
 
@@ -400,7 +426,7 @@ class Call:
         try:
             self._playout.enqueue(carrier_audio, now)
         except QueueFullError as error:
-            self.bot_protocol_error(ProtocolError("buffer_full", str(error)), now)
+            self.bot_protocol_error(ProtocolError("unsupported", str(error)), now)
             return
         self._playout.tick(now)  # an idle playout releases the first frame at once
         self._drain_playout(now)
@@ -417,13 +443,16 @@ class Call:
         for output in self._playout.drain():
             if isinstance(output, FrameReleased):
                 self.stats.frames_out += 1
-                self._outputs.append(ToCarrier(AudioSent(output.payload)))
+                self._outputs.append(ToCarrier(AudioSent(output.payload), now - output.waited))
             elif isinstance(output, CarrierMarkRequested):
                 self._outputs.append(ToCarrier(MarkRequested(output.name)))
             elif isinstance(output, CarrierClearRequested):
                 self._outputs.append(ToCarrier(ClearRequested()))
             elif output.name == _HANGUP_MARK:
                 self._finish(now)
+            elif output.name == _TRANSFER_MARK:
+                if self._transfer_target is not None:
+                    self._outputs.append(CarrierTransfer(self._transfer_target))
             else:
                 self._send_bot(MarkPlayed(output.name))
 
@@ -467,14 +496,16 @@ class Call:
 
     # --- internals: ending ----------------------------------------------------------------
 
-    def _transfer(self, target: str) -> None:
+    def _transfer(self, target: str, now: float) -> None:
+        """Transfer once the audio queued before the request has played."""
         if not self.policy.carrier_rest:
             self._send_bot(
                 ErrorReported("transfer_unavailable", "no carrier credentials to transfer with")
             )
             return
         self._transfer_target = target
-        self._outputs.append(CarrierTransfer(target))
+        self._playout.mark(_TRANSFER_MARK)
+        self._drain_playout(now)
 
     def _fallback(self, reason: str, now: float) -> None:
         log.error("bot unavailable, fallback %s", self.policy.fallback, extra=self._log)

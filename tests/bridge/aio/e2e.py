@@ -1,0 +1,53 @@
+"""Shared pieces of the end-to-end tests: a bridge on a loopback port, run helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from voxgate.bridge.aio.server import RunningBridge, running_bridge
+from voxgate.config import load_config
+
+
+def run(scenario: Coroutine[Any, Any, None], timeout: float = 60.0) -> None:
+    """Run one async scenario in a fresh event loop, in asyncio debug mode, bounded in time.
+
+    What earlier tests left on the heap is frozen first, as ``voxgate serve`` does
+    after start-up, so that a garbage collection pass does not stall the clock.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        asyncio.run(asyncio.wait_for(scenario, timeout), debug=True)
+    finally:
+        gc.unfreeze()
+
+
+@asynccontextmanager
+async def bridge(**env: str) -> AsyncIterator[RunningBridge]:
+    """voxgate serving on a free loopback port, configured by VOXGATE_* variables."""
+    config = load_config(None, {"VOXGATE_LOG_FORMAT": "text", **env})
+    async with running_bridge(config) as running:
+        yield running
+
+
+async def metric(running: RunningBridge, line_start: str) -> int:
+    """Sum of the /metrics lines starting with ``line_start``."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{running.base_url}/metrics")).text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith(line_start)
+    )
+
+
+def unhandled(records: list[logging.LogRecord]) -> list[str]:
+    """Log records that carry a traceback: there must be none."""
+    return [record.getMessage() for record in records if record.exc_info]

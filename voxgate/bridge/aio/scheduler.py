@@ -1,0 +1,94 @@
+"""The one shared clock of all calls.
+
+Each call's core says when it next needs waking (:meth:`Call.next_due`). The
+scheduler keeps those instants in one heap and one event-loop timer set for
+the earliest: no sleeping task per call, and each call is woken at its own due
+instant (its frames keep their own 20 ms grid, which starts when its bot
+starts talking) rather than on a shared coarse grid. When a call's due
+instant changes (audio arrived, a mark was echoed) it is simply pushed again;
+stale heap entries are skipped when they surface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from voxgate.obs import METRICS
+
+log = logging.getLogger("voxgate.scheduler")
+
+
+class Wakeable(Protocol):
+    def wake(self, now: float) -> float | None:
+        """Do what is due at ``now``; return the next due instant, or None."""
+        ...
+
+
+class Scheduler:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._heap: list[tuple[float, int, Wakeable]] = []
+        self._due: dict[int, float] = {}
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.late_wakeups = 0
+
+    def schedule(self, target: Wakeable, due: float | None) -> None:
+        """Wake ``target`` at ``due`` (replacing what was asked before); None cancels."""
+        key = id(target)
+        if due is None:
+            self._due.pop(key, None)
+            return
+        if self._due.get(key) == due:
+            return
+        self._due[key] = due
+        heapq.heappush(self._heap, (due, next(self._order), target))
+        if self._timer_at is None or due < self._timer_at:
+            self._arm(due)
+
+    def forget(self, target: Wakeable) -> None:
+        self._due.pop(id(target), None)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._heap.clear()
+        self._due.clear()
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, due - self.clock())
+        self._timer = loop.call_at(loop.time() + delay, self._fire)
+        self._timer_at = due
+
+    def _fire(self) -> None:
+        self._timer = self._timer_at = None
+        now = self.clock()
+        while self._heap and self._heap[0][0] <= now + 0.0005:
+            due, _, target = heapq.heappop(self._heap)
+            key = id(target)
+            if self._due.get(key) != due:
+                continue  # superseded or cancelled
+            del self._due[key]
+            if now - due > 0.005:
+                self.late_wakeups += 1
+                METRICS.count("scheduler_late_wakeups")
+            try:
+                following = target.wake(max(now, due))  # up to 0.5 ms early counts as due
+            except Exception:
+                log.exception("a call failed while handling its timer")
+                METRICS.count("errors", kind="timer")
+                continue
+            if following is not None:
+                self.schedule(target, following)
+        if self._heap:
+            self._arm(self._heap[0][0])
