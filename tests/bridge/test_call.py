@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voxgate.bridge.call import (
-    Call,
+from voxgate.bridge.call import Call
+from voxgate.bridge.call_api import (
     CallEnded,
     CallOutput,
     CallPolicy,
@@ -392,3 +392,20 @@ def test_too_many_protocol_errors_end_the_call() -> None:
     out = driver.collect()
     assert CallEnded("bot_error") in out
     assert StreamStopped("bot_error") in driver.sent_to(ToBot, out)
+
+
+def test_shutdown_stops_the_bot_with_1001_and_each_socket_gets_its_own_stream_id() -> None:
+    driver = Driver()
+    _, first = driver.sent_to(ToBot, driver.connect())
+    driver.call.bot_disconnected("dropped", 0.0)
+    driver.run(0.5)
+    _, second = driver.sent_to(ToBot, driver.connect())
+    assert isinstance(first, StreamStarted)
+    assert isinstance(second, StreamStarted)
+    assert first.session_id == second.session_id == "vx-1"
+    assert first.stream_id != second.stream_id
+    driver.call.shutdown(driver.now)
+    out = driver.collect()
+    assert driver.sent_to(ToBot, out) == [StreamStopped("shutdown")]
+    assert CloseBot(1001, "shutdown") in out
+    assert CloseCarrier(1001, "shutdown") in out

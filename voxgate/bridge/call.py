@@ -43,15 +43,28 @@ bot session outlives its call.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Final, Literal
+from dataclasses import replace
+from typing import Final
 
 import numpy as np
 
+from voxgate.bridge.call_api import (
+    CallEnded,
+    CallOutput,
+    CallPolicy,
+    CallState,
+    CallStats,
+    CarrierHangup,
+    CarrierTransfer,
+    CloseBot,
+    CloseCarrier,
+    ConnectBot,
+    ToBot,
+    ToCarrier,
+)
 from voxgate.bridge.events import (
     AudioSent,
     ClearRequested,
@@ -80,6 +93,7 @@ from voxgate.bridge.playout import (
 from voxgate.bridge.reorder import Reorderer
 from voxgate.codecs.dtmf import dtmf_sequence
 from voxgate.codecs.formats import AudioFormat, Transcoder, encode
+from voxgate.codecs.tones import special_information_tone
 from voxgate.errors import CodecError, ProtocolError
 
 log = logging.getLogger("voxgate.call")
@@ -93,106 +107,6 @@ _HANGUP_MARK: Final = "\x00voxgate-hangup"  # internal: the last mark before han
 _TRANSFER_MARK: Final = "\x00voxgate-transfer"  # internal: the last mark before transferring
 _BACKOFF_FIRST: Final = 0.1
 _BACKOFF_MAX: Final = 2.0
-_SIT_TONES_HZ: Final = (913.8, 1370.6, 1776.7)  # ITU-T E.180 special information tone
-_SIT_TONE_SECONDS: Final = 0.330
-
-
-class CallState(enum.Enum):
-    CONNECTING = "connecting"
-    ACTIVE = "active"
-    RECONNECTING = "reconnecting"
-    ENDING = "ending"
-    ENDED = "ended"
-
-
-@dataclass(frozen=True, slots=True)
-class CallPolicy:
-    """What the call does when things happen; built from the configuration."""
-
-    hangup_after_playout: bool = True
-    max_hangup_wait: float = 10.0
-    reconnect_for: float = 10.0
-    fallback: Literal["hangup", "apology"] = "hangup"
-    carrier_rest: bool = False  # the carrier's REST API can hang up and transfer this call
-    carrier_marks: bool = True  # the carrier echoes marks (Twilio, Telnyx)
-    pre_connect_buffer: float = 1.0
-    max_bot_errors: int = 50  # protocol errors on one bot socket before it is closed (1008)
-
-
-# --- outputs ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ToCarrier:
-    event: DownstreamEvent
-    since: float | None = None  # for audio: when the bot's audio reached voxgate
-
-
-@dataclass(frozen=True, slots=True)
-class ToBot:
-    event: UpstreamEvent
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectBot:
-    """Open a socket to the bot now (``attempt`` 1 is the first)."""
-
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class CloseBot:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CloseCarrier:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CarrierHangup:
-    """Ask the carrier's REST API to end the call."""
-
-
-@dataclass(frozen=True, slots=True)
-class CarrierTransfer:
-    """Ask the carrier's REST API to move the call to ``target``."""
-
-    target: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallEnded:
-    reason: str
-
-
-CallOutput = (
-    ToCarrier
-    | ToBot
-    | ConnectBot
-    | CloseBot
-    | CloseCarrier
-    | CarrierHangup
-    | CarrierTransfer
-    | CallEnded
-)
-
-
-@dataclass(slots=True)
-class CallStats:
-    frames_in: int = 0  # caller frames received
-    frames_to_bot: int = 0
-    bot_audio_bytes: int = 0
-    frames_out: int = 0  # frames released to the carrier
-    dtmf_in: int = 0
-    dtmf_out: int = 0
-    bot_connects: int = 0
-    bot_drops: int = 0
-    protocol_errors: int = 0
-    dropped_while_disconnected: int = 0
 
 
 class Call:
@@ -256,6 +170,11 @@ class Call:
         """The carrier's socket closed (with or without ``stop``)."""
         if self.state is not CallState.ENDED:
             self._end("caller_hangup", now, close_carrier=False)
+
+    def shutdown(self, now: float) -> None:
+        """voxgate is stopping: end the call now (the bot gets ``stop`` with ``shutdown``)."""
+        if self.state is not CallState.ENDED:
+            self._end("shutdown", now, close_carrier=True)
 
     def carrier_protocol_error(self, error: ProtocolError, now: float) -> None:
         self.stats.protocol_errors += 1
@@ -466,7 +385,7 @@ class Call:
         }
         return replace(
             self.carrier_start,
-            stream_id=self.call_id,
+            stream_id=f"{self.call_id}-{self.stats.bot_connects}",  # new for each bot socket
             session_id=self.call_id,
             media_format=self.bot_format,
             custom_parameters=parameters,
@@ -521,10 +440,8 @@ class Call:
 
     def _apology(self) -> bytes:
         fmt = self.carrier_format
-        t = np.arange(round(_SIT_TONE_SECONDS * fmt.sample_rate)) / fmt.sample_rate
-        tones = [8000 * np.sin(2 * np.pi * f * t) for f in _SIT_TONES_HZ]
-        samples = np.concatenate([*tones, np.zeros(fmt.samples_per(500))]).astype(np.int16)
-        return encode(samples, fmt)
+        tone = special_information_tone(fmt.sample_rate)
+        return encode(np.concatenate([tone, np.zeros(fmt.samples_per(500), np.int16)]), fmt)
 
     def _begin_ending(self, reason: str, now: float) -> None:
         self._ending_reason = reason
@@ -546,11 +463,12 @@ class Call:
         self._end(self._ending_reason, now, close_carrier=True)
 
     def _end(self, reason: str, now: float, *, close_carrier: bool) -> None:
+        close_code = 1001 if reason == "shutdown" else 1000  # RFC 6455 section 7.4.1
         self._send_bot(StreamStopped(reason))
         self._bot_up = False
-        self._outputs.append(CloseBot(1000, reason))  # also abandons a connect under way
+        self._outputs.append(CloseBot(close_code, reason))  # also abandons a connect under way
         if close_carrier:
-            self._outputs.append(CloseCarrier(1000, reason))
+            self._outputs.append(CloseCarrier(close_code, reason))
         self.state = CallState.ENDED
         self.end_reason = reason
         self._playout.clear()  # what was still queued will never be heard

@@ -43,7 +43,7 @@ from voxgate.bridge.aio.rest import CarrierRest
 from voxgate.bridge.aio.scheduler import Scheduler
 from voxgate.bridge.aio.session import BotTarget, CallSession
 from voxgate.bridge.botlink.dialects import BOT_DIALECTS, make_bot_dialect
-from voxgate.bridge.call import CallPolicy
+from voxgate.bridge.call_api import CallPolicy
 from voxgate.bridge.carriers import rest
 from voxgate.bridge.carriers.telnyx import TelnyxDialect
 from voxgate.bridge.carriers.twilio import TwilioDialect

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from voxgate.bridge.call import CarrierHangup, CarrierTransfer
+from voxgate.bridge.call_api import CarrierHangup, CarrierTransfer
 from voxgate.bridge.carriers import rest
 from voxgate.config import TelnyxConfig, TwilioConfig
 

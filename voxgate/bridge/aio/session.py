@@ -23,8 +23,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from voxgate.bridge.aio.outbox import Outbox
 from voxgate.bridge.botlink.dialects import make_bot_dialect
 from voxgate.bridge.botlink.v1 import SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, transport_for
-from voxgate.bridge.call import (
-    Call,
+from voxgate.bridge.call import Call
+from voxgate.bridge.call_api import (
     CallEnded,
     CallOutput,
     CallPolicy,
@@ -92,6 +92,7 @@ class CallSession:
         self._bot_socket: ClientConnection | None = None
         self._bot_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: list[Outbox] = []  # closed on the call's word: await them at shutdown
         self.ended = asyncio.Event()
         self._received_at = 0.0
         self.call = Call(call_id, started, bot.audio or started.media_format, policy, _now())
@@ -124,8 +125,9 @@ class CallSession:
 
     async def close(self) -> None:
         """Tear down whatever is left (server shutdown)."""
-        self.call.carrier_closed(_now())
+        self.call.shutdown(_now())
         self._pump()
+        await asyncio.gather(*(outbox.wait_closed(1.0) for outbox in self._closing))
         for task in [*self._tasks, *([self._bot_task] if self._bot_task else [])]:
             task.cancel()
         if self._bot_socket is not None:
@@ -152,6 +154,7 @@ class CallSession:
                 self._close_bot(output)
             elif isinstance(output, CloseCarrier):
                 self._carrier_out.close(output.code, output.reason)
+                self._closing.append(self._carrier_out)
             elif isinstance(output, CarrierHangup | CarrierTransfer):
                 self._spawn(self._act(output))
             elif isinstance(output, CallEnded):
@@ -172,6 +175,7 @@ class CallSession:
     def _close_bot(self, output: CloseBot) -> None:
         if self._bot_out is not None:
             self._bot_out.close(output.code, output.reason)
+            self._closing.append(self._bot_out)
             self._bot_out = None
             self._bot_dialect = None
         elif self._bot_task is not None:
