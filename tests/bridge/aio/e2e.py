@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from carrier import CarrierDialect, CarrierEmulator
+from scripted_bot import BotConnection, ScriptedBot
 
 from voxgate.bridge.aio.server import RunningBridge, running_bridge
 from voxgate.config import load_config
@@ -51,3 +53,16 @@ async def metric(running: RunningBridge, line_start: str) -> int:
 def unhandled(records: list[logging.LogRecord]) -> list[str]:
     """Log records that carry a traceback: there must be none."""
     return [record.getMessage() for record in records if record.exc_info]
+
+
+@asynccontextmanager
+async def scripted_call(
+    carrier: CarrierDialect = "twilio", **env: str
+) -> AsyncIterator[tuple[RunningBridge, CarrierEmulator, BotConnection]]:
+    """A bridge, a scripted bot, and a carrier stream whose call reached the bot's ``start``."""
+    async with bridge(**env) as running, ScriptedBot() as bot:
+        url = f"{running.ws_url}/v1/streams/{carrier}"
+        async with CarrierEmulator(url, carrier, custom_parameters={"wss_url": bot.url}) as stream:
+            connection = await bot.connection()
+            await connection.wait_for_type("start")
+            yield running, stream, connection

@@ -12,7 +12,7 @@ import jsonschema
 import numpy as np
 import pytest
 from carrier import CarrierEmulator
-from e2e import bridge, run, unhandled
+from e2e import bridge, run, scripted_call, unhandled
 from rest_standin import TELNYX_API_KEY, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, RestStandIn
 from scripted_bot import ScriptedBot
 
@@ -199,19 +199,13 @@ def test_transfer_goes_through_the_carrier_rest_api(carrier_name: str) -> None:
 
 def test_transfer_without_credentials_is_an_error_to_the_bot() -> None:
     async def scenario() -> None:
-        async with bridge() as running, ScriptedBot() as bot:
-            url = f"{running.ws_url}/v1/streams/twilio"
-            async with CarrierEmulator(
-                url, "twilio", custom_parameters={"wss_url": bot.url}
-            ) as carrier:
-                connection = await bot.connection()
-                await connection.wait_for_type("start")
-                await connection.send({"type": "session.transfer", "target": "+15550003333"})
-                (error,) = await connection.wait_for_type("error")
-                assert error["code"] == "transfer_unavailable"
-                await connection.send_audio(_codes(0.1))
-                await carrier.wait_for_audio(800, timeout=5)  # the call goes on
-                await carrier.hang_up()
+        async with scripted_call("twilio") as (_, carrier, connection):
+            await connection.send({"type": "session.transfer", "target": "+15550003333"})
+            (error,) = await connection.wait_for_type("error")
+            assert error["code"] == "transfer_unavailable"
+            await connection.send_audio(_codes(0.1))
+            await carrier.wait_for_audio(800, timeout=5)  # the call goes on
+            await carrier.hang_up()
 
     run(scenario())
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 from carrier import CarrierEmulator
-from e2e import bridge, metric, run, unhandled
+from e2e import bridge, metric, run, scripted_call, unhandled
 from scripted_bot import ScriptedBot
 from websockets.asyncio.client import connect
 
@@ -56,17 +56,12 @@ def test_echo_round_trip_is_bit_exact_in_passthrough(carrier_name: str) -> None:
 
 def test_telnyx_media_out_of_order_reaches_the_bot_in_order() -> None:
     async def scenario() -> None:
-        async with bridge() as running, ScriptedBot() as bot:
-            url = f"{running.ws_url}/v1/streams/telnyx"
-            params = {"wss_url": bot.url}
-            async with CarrierEmulator(url, "telnyx", custom_parameters=params) as carrier:
-                connection = await bot.connection()
-                await connection.wait_for_type("start")
-                audio = _noise_codes(1.0, seed=2)
-                await carrier.send_audio(audio, shuffle_window=3, shuffle_seed=5)
-                await connection.wait_for(lambda: len(connection.audio()) >= len(audio))
-                assert connection.audio() == audio
-                await carrier.hang_up()
+        async with scripted_call("telnyx") as (_running, carrier, connection):
+            audio = _noise_codes(1.0, seed=2)
+            await carrier.send_audio(audio, shuffle_window=3, shuffle_seed=5)
+            await connection.wait_for(lambda: len(connection.audio()) >= len(audio))
+            assert connection.audio() == audio
+            await carrier.hang_up()
 
     run(scenario())
 
@@ -93,19 +88,13 @@ def test_transcoded_echo_through_a_pcm16_16k_bot_keeps_the_signal() -> None:
 
 def test_a_10_second_burst_is_paced_at_50_frames_per_second() -> None:
     async def scenario() -> None:
-        async with bridge() as running, ScriptedBot() as bot:
-            url = f"{running.ws_url}/v1/streams/twilio"
-            async with CarrierEmulator(
-                url, "twilio", custom_parameters={"wss_url": bot.url}
-            ) as carrier:
-                connection = await bot.connection()
-                await connection.wait_for_type("start")
-                burst = _noise_codes(10.0, seed=3)
-                await connection.send_audio(burst)
-                received = await carrier.wait_for_audio(len(burst), timeout=15)
-                assert received == burst
-                arrivals = np.array(carrier.media_arrivals())
-                await carrier.hang_up()
+        async with scripted_call("twilio") as (_running, carrier, connection):
+            burst = _noise_codes(10.0, seed=3)
+            await connection.send_audio(burst)
+            received = await carrier.wait_for_audio(len(burst), timeout=15)
+            assert received == burst
+            arrivals = np.array(carrier.media_arrivals())
+            await carrier.hang_up()
         intervals_ms = np.diff(arrivals) * 1000
         assert len(intervals_ms) == 499
         low, high = np.percentile(intervals_ms, [1, 99])
@@ -117,93 +106,69 @@ def test_a_10_second_burst_is_paced_at_50_frames_per_second() -> None:
 
 def test_marks_are_reported_after_playout_not_when_queued() -> None:
     async def scenario() -> None:
-        async with bridge() as running, ScriptedBot() as bot:
-            url = f"{running.ws_url}/v1/streams/twilio"
-            async with CarrierEmulator(
-                url, "twilio", custom_parameters={"wss_url": bot.url}
-            ) as carrier:
-                connection = await bot.connection()
-                await connection.wait_for_type("start")
-                sent_at = time.monotonic()
-                await connection.send_audio(_noise_codes(1.0))
-                await connection.send({"type": "mark", "name": "one-second"})
-                (mark,) = await connection.wait_for_type("mark", timeout=5)
-                played_at = next(t for t, m in connection.messages if m == mark)
-                assert mark["name"] == "one-second"
-                assert played_at - sent_at >= 0.95  # 1 s of audio had to be played first
-                assert carrier.marks_echoed()  # learnt from the carrier's own mark echo
-                await carrier.hang_up()
+        async with scripted_call("twilio") as (_running, carrier, connection):
+            sent_at = time.monotonic()
+            await connection.send_audio(_noise_codes(1.0))
+            await connection.send({"type": "mark", "name": "one-second"})
+            (mark,) = await connection.wait_for_type("mark", timeout=5)
+            played_at = next(t for t, m in connection.messages if m == mark)
+            assert mark["name"] == "one-second"
+            assert played_at - sent_at >= 0.95  # 1 s of audio had to be played first
+            assert carrier.marks_echoed()  # learnt from the carrier's own mark echo
+            await carrier.hang_up()
 
     run(scenario())
 
 
 def test_clear_stops_audio_within_a_frame_and_returns_pending_marks() -> None:
     async def scenario() -> None:
-        async with bridge() as running, ScriptedBot() as bot:
-            url = f"{running.ws_url}/v1/streams/twilio"
-            async with CarrierEmulator(
-                url, "twilio", custom_parameters={"wss_url": bot.url}
-            ) as carrier:
-                connection = await bot.connection()
-                await connection.wait_for_type("start")
-                await connection.send_audio(_noise_codes(5.0))
-                await connection.send({"type": "mark", "name": "end-of-answer"})
-                await carrier.wait_for_audio(160 * 25, timeout=5)  # half a second has played
-                cleared_at = time.monotonic()
-                await connection.send({"type": "response.audio.clear"})
-                (mark,) = await connection.wait_for_type("mark", timeout=2)
-                await carrier.wait_for(lambda: bool(carrier.clears), timeout=2)
-                await asyncio.sleep(0.3)
-                late = [a for a in carrier.media_arrivals() if a > cleared_at + 0.025]
-                assert late == []
-                assert mark["name"] == "end-of-answer"
-                assert carrier.clears[0] - cleared_at < 0.025
-                await carrier.hang_up()
+        async with scripted_call("twilio") as (_running, carrier, connection):
+            await connection.send_audio(_noise_codes(5.0))
+            await connection.send({"type": "mark", "name": "end-of-answer"})
+            await carrier.wait_for_audio(160 * 25, timeout=5)  # half a second has played
+            cleared_at = time.monotonic()
+            await connection.send({"type": "response.audio.clear"})
+            (mark,) = await connection.wait_for_type("mark", timeout=2)
+            await carrier.wait_for(lambda: bool(carrier.clears), timeout=2)
+            await asyncio.sleep(0.3)
+            late = [a for a in carrier.media_arrivals() if a > cleared_at + 0.025]
+            assert late == []
+            assert mark["name"] == "end-of-answer"
+            assert carrier.clears[0] - cleared_at < 0.025
+            await carrier.hang_up()
 
     run(scenario())
 
 
 def test_dtmf_both_ways() -> None:
     async def scenario() -> None:
-        async with bridge() as running, ScriptedBot() as bot:
-            url = f"{running.ws_url}/v1/streams/telnyx"
-            async with CarrierEmulator(
-                url, "telnyx", custom_parameters={"wss_url": bot.url}
-            ) as carrier:
-                connection = await bot.connection()
-                await connection.wait_for_type("start")
-                await carrier.send_dtmf("5")
-                (dtmf,) = await connection.wait_for_type("dtmf")
-                assert dtmf["digit"] == "5"
-                await connection.send({"type": "dtmf.send", "digits": "19#"})
-                await carrier.wait_for_audio(160 * 24, timeout=5)  # 3 x (100 + 60) ms
-                await asyncio.sleep(0.1)
-                detector = DtmfDetector()
-                heard = decode(carrier.received_audio(), PCMU_8K)
-                found = detector.feed(heard) + detector.flush()
-                assert "".join(d.digit for d in found) == "19#"
-                await carrier.hang_up()
+        async with scripted_call("telnyx") as (_running, carrier, connection):
+            await carrier.send_dtmf("5")
+            (dtmf,) = await connection.wait_for_type("dtmf")
+            assert dtmf["digit"] == "5"
+            await connection.send({"type": "dtmf.send", "digits": "19#"})
+            await carrier.wait_for_audio(160 * 24, timeout=5)  # 3 x (100 + 60) ms
+            await asyncio.sleep(0.1)
+            detector = DtmfDetector()
+            heard = decode(carrier.received_audio(), PCMU_8K)
+            found = detector.feed(heard) + detector.flush()
+            assert "".join(d.digit for d in found) == "19#"
+            await carrier.hang_up()
 
     run(scenario())
 
 
 def test_caller_hangup_stops_and_closes_the_bot_within_a_second() -> None:
     async def scenario() -> None:
-        async with bridge() as running, ScriptedBot() as bot:
-            url = f"{running.ws_url}/v1/streams/twilio"
-            async with CarrierEmulator(
-                url, "twilio", custom_parameters={"wss_url": bot.url}
-            ) as carrier:
-                connection = await bot.connection()
-                await connection.wait_for_type("start")
-                hung_up_at = time.monotonic()
-                await carrier.hang_up()
-                async with asyncio.timeout(1.0):
-                    await connection.closed.wait()
-                assert time.monotonic() - hung_up_at < 1.0
-                (stop,) = connection.of_type("stop")
-                assert stop["reason"] == "caller_hangup"
-                assert not running.bridge.sessions
+        async with scripted_call("twilio") as (running, carrier, connection):
+            hung_up_at = time.monotonic()
+            await carrier.hang_up()
+            async with asyncio.timeout(1.0):
+                await connection.closed.wait()
+            assert time.monotonic() - hung_up_at < 1.0
+            (stop,) = connection.of_type("stop")
+            assert stop["reason"] == "caller_hangup"
+            assert not running.bridge.sessions
 
     run(scenario())
 
@@ -330,9 +295,8 @@ def test_bad_bot_input_gets_error_events_and_the_call_survives() -> None:
     async def scenario() -> None:
         async with bridge() as running, ScriptedBot() as bot:
             url = f"{running.ws_url}/v1/streams/twilio"
-            async with CarrierEmulator(
-                url, "twilio", custom_parameters={"wss_url": bot.url}
-            ) as carrier:
+            params = {"wss_url": bot.url}
+            async with CarrierEmulator(url, "twilio", custom_parameters=params) as carrier:
                 connection = await bot.connection()
                 await connection.wait_for_type("start")
                 for bad in (
