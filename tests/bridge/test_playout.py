@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from voxgate.bridge.playout import (
@@ -149,3 +150,28 @@ def test_released_frames_say_how_long_they_waited() -> None:
     playout.enqueue(b"\x00" * 480, 0.0)
     waits = [o.waited for _, o in _run(playout, 0.1) if isinstance(o, FrameReleased)]
     assert waits == pytest.approx([0.0, 0.020, 0.040])
+
+
+def test_a_real_time_bot_does_not_keep_waiting_for_a_late_grid() -> None:
+    """The first frame came 8 ms late; later ones arrive on time and must not wait 8 ms each."""
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 160, 0.008)
+    playout.tick(0.008)
+    playout.drain()
+    waits = []
+    for n in range(1, 30):
+        arrival = 0.020 * n + 0.0005  # each frame arrives about when it should
+        seen = _run(playout, arrival, start=arrival - 0.0005)
+        playout.enqueue(b"\x00" * 160, arrival)
+        seen += _run(playout, arrival + 0.019, start=arrival)
+        waits += [o.waited for _, o in seen if isinstance(o, FrameReleased)]
+    assert waits[0] > 0.007  # at first the grid is late...
+    assert max(waits[-10:]) < 0.0005  # ...then frames go as they arrive
+    assert min(np.diff([0.0, *waits])) > -0.0015  # never faster than 1 ms a frame
+
+
+def test_a_burst_keeps_the_exact_grid_even_after_a_late_start() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 160 * 50, 0.0)
+    times = [t for t, _ in _frames(_run(playout, 2.0))]
+    assert np.allclose(np.diff(times), 0.020)

@@ -11,9 +11,15 @@ releases one frame at a time at its due instant:
 
 - the first frame of an utterance is due at once (no added latency when the
   queue was idle), each next one 20 ms after the previous release
-  (``due = max(now, last_release + 20 ms)``), so frames are never closer than
-  20 ms apart and a late wake-up does not shift the schedule for good: up to
-  :data:`MAX_CATCH_UP` frames are released in one tick to catch up;
+  (``due = max(now, last_release + 20 ms)``), and a late wake-up does not shift
+  the schedule for good: up to :data:`MAX_CATCH_UP` frames are released in one
+  tick to catch up;
+- a bot that speaks in real time (an echo, a streaming TTS) delivers each frame
+  about when its slot comes. When a frame had to wait for its slot with nothing
+  queued behind it, the grid is late against the bot (its first frame arrived
+  late, say), and every later frame would wait as long: so the grid is pulled
+  earlier by up to :data:`GRID_PULL` per frame (a 19 ms step) until frames no
+  longer wait. A burst, with frames queued behind, keeps the exact 20 ms grid;
 - a partial frame at the end of the audio waits for more audio; when the queue
   holds nothing else at its due instant it is padded with the format's
   silence and released (the bot has finished speaking);
@@ -44,6 +50,7 @@ from voxgate.codecs.formats import AudioFormat, Encoding
 
 FRAME_SECONDS: Final = 0.020
 MAX_CATCH_UP: Final = 3  # frames released in one tick after a late wake-up
+GRID_PULL: Final = 0.001  # how far one frame may pull a late grid earlier
 MAX_QUEUED_SECONDS: Final = 600.0  # ten minutes of audio queued at most
 
 _SILENCE_BYTE: Final = {
@@ -209,10 +216,15 @@ class Playout:
         assert isinstance(item, _Frame), "marks never lead the queue"
         self._queued_frames -= 1
         due = self._frame_due()
+        waited = now - item.queued_at
         # Keep the 20 ms grid when catching up; restart it after an idle spell.
         self._last_release = due if due >= now - MAX_CATCH_UP * FRAME_SECONDS else now
+        if waited > 0 and not self._queue and not self._partial:
+            # A real-time bot's frame waited for its slot with nothing behind it: the
+            # grid runs late against the bot. Pull it earlier, a little per frame.
+            self._last_release -= min(waited, GRID_PULL)
         self.frames_released += 1
-        self._outputs.append(FrameReleased(item.payload, now - item.queued_at))
+        self._outputs.append(FrameReleased(item.payload, waited))
         while self._queue and isinstance(self._queue[0], _Mark):
             mark = self._queue.popleft()
             assert isinstance(mark, _Mark)
