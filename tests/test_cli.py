@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from carrier import CarrierEmulator
+from scripted_bot import ScriptedBot
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -197,3 +198,30 @@ def test_dockerfile_healthcheck_tells_healthy_from_down() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=15)
+
+
+def test_stopping_voxgate_tells_each_bot_it_is_shutting_down() -> None:
+    async def scenario() -> None:
+        async with ScriptedBot() as bot:
+            port = _free_port()
+            command = [sys.executable, "-m", "voxgate", "serve", "--port", str(port)]
+            env = _clean_env(VOXGATE_BOT_URL=bot.url)
+            process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+            try:
+                await asyncio.to_thread(_wait_healthy, port, process)
+                carrier = CarrierEmulator(f"ws://127.0.0.1:{port}/v1/streams/twilio", "twilio")
+                await carrier.connect()
+                connection = await bot.connection()
+                await connection.wait_for_type("start")
+                process.send_signal(signal.SIGINT)
+                async with asyncio.timeout(5):
+                    await connection.closed.wait()
+                assert connection.of_type("stop") == [{"type": "stop", "reason": "shutdown"}]
+                assert connection.close_code == 1001
+                await carrier.close()
+            finally:
+                process.send_signal(signal.SIGINT)
+                await asyncio.to_thread(process.wait, 15)
+        assert process.returncode == 0
+
+    asyncio.run(scenario())

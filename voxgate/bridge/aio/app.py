@@ -57,6 +57,7 @@ from voxgate.obs import METRICS
 log = logging.getLogger("voxgate.bridge")
 
 CARRIERS = ("twilio", "telnyx")
+SERVER_SHUTTING_DOWN = 1012  # what uvicorn closes WebSockets with when it stops (RFC 6455 7.4)
 
 
 class Bridge:
@@ -106,10 +107,12 @@ class Bridge:
             latency_metric="outbound_latency_seconds",
         )
         session: CallSession | None = None
+        closed_code: int | None = None
         try:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    closed_code = message.get("code")
                     break
                 data: str | bytes = message.get("text") or message.get("bytes") or ""
                 if session is not None:
@@ -120,7 +123,10 @@ class Bridge:
                     break
         finally:
             if session is not None:
-                session.on_carrier_closed()
+                if closed_code == SERVER_SHUTTING_DOWN:
+                    await session.close()  # the bot hears "shutdown", not "caller_hangup"
+                else:
+                    session.on_carrier_closed()
                 self.sessions.pop(session.call_id, None)
                 self.scheduler.forget(session)
             outbox.close(1000, "stream over")
