@@ -37,7 +37,7 @@ from voxgate.bridge.call_api import (
     ToCarrier,
 )
 from voxgate.bridge.dialect import Dialect, Message
-from voxgate.bridge.events import AudioSent, MediaReceived, StreamStarted
+from voxgate.bridge.events import MediaReceived, StreamStarted
 from voxgate.codecs.formats import AudioFormat
 from voxgate.errors import ProtocolError
 from voxgate.obs import METRICS
@@ -273,8 +273,6 @@ class CallSession:
             log.warning("bot sent a bad message: %s", error.message, extra=self._log)
             self.call.bot_protocol_error(error, now)
         else:
-            if isinstance(event, AudioSent):
-                METRICS.count("bot_audio_bytes", len(event.payload))
             self.call.bot_event(event, now)
         self._pump()
 
