@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from voxgate import __version__
 from voxgate.bots.echo import run_echo
@@ -83,5 +84,15 @@ def _echo(args: argparse.Namespace) -> int:
         args.host, args.port, binary=args.binary, transfer_target=args.transfer_target
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(coroutine)
+        run_fast(coroutine)
     return 0
+
+
+def run_fast(coroutine: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` on uvloop where it is installed (Linux), else the default loop."""
+    try:
+        import uvloop  # noqa: PLC0415  (optional: not on every platform)
+    except ImportError:
+        asyncio.run(coroutine)
+    else:
+        uvloop.run(coroutine)
