@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -65,7 +66,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _wait_healthy(port: int, process: subprocess.Popen[str]) -> None:
+def _wait_healthy(port: int, process: subprocess.Popen[Any]) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""

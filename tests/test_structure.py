@@ -22,6 +22,7 @@ SANS_IO_CORES = [
     "bridge/carriers",
     "bridge/botlink",
     "bridge/events.py",
+    "bridge/wire.py",
     "bridge/dialect.py",
     "bridge/call.py",
     "bridge/playout.py",

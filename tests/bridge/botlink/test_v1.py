@@ -52,8 +52,8 @@ SILENCE_B64 = "////////////////"
 
 
 def _wire(message: dict[str, Any]) -> str:
-    """The exact text voxgate sends: compact JSON in the message's field order."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    """The exact text voxgate sends: compact JSON in the message's field order, ASCII only."""
+    return json.dumps(message, separators=(",", ":"))
 
 
 def _start_event(media_format: AudioFormat = PCMU_8K, **fields: Any) -> StreamStarted:

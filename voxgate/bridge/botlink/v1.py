@@ -33,20 +33,20 @@ event's own when it has one (a carrier's media clock), otherwise the samples sen
 count them by the same rule, so a parsed binary frame gets the values its sender counted.
 
 *Leniency.* Senders follow ``schema.json`` exactly; this parser ignores fields it does not
-know and treats ``null`` as absent, so later minor revisions can add optional fields.
+know and treats ``null`` as absent, so later minor revisions can add optional fields. The
+size limit, JSON parsing and typed field access are :mod:`voxgate.bridge.wire`'s, shared with
+the carrier dialects.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-from collections.abc import Mapping
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple, assert_never
+from typing import Any, Final, Literal, assert_never
 
-from voxgate.bridge.dialect import MAX_MESSAGE_BYTES, Message
+from voxgate.bridge.dialect import Message
 from voxgate.bridge.events import (
     AudioSent,
     ClearRequested,
@@ -64,6 +64,15 @@ from voxgate.bridge.events import (
     TranscriptReceived,
     TransferRequested,
     UpstreamEvent,
+)
+from voxgate.bridge.wire import (
+    Fields,
+    check_frame,
+    check_whole_samples,
+    dump,
+    encode_audio,
+    load_object,
+    present,
 )
 from voxgate.codecs.formats import PCMU_8K, AudioFormat, Encoding
 from voxgate.errors import ProtocolError, UnsupportedFormatError
@@ -107,7 +116,6 @@ DTMF_SEND_DURATION_MS: Final = (50, 2000)
 """Allowed ``dtmf.send`` tone length, inclusive. 50 ms is the shortest tone receivers must
 accept under ANSI/Bellcore timing (ITU-T Q.24 asks for about 40 ms), so every exchange hears it."""
 
-_DIGIT: Final = re.compile(r"[0-9*#A-D]")
 _DIGITS: Final = re.compile(r"[0-9*#A-D]{1,32}")
 # A transfer target: an E.164 number (ITU-T E.164: at most 15 digits) or a SIP URI (RFC 3261 19.1).
 _TARGET: Final = re.compile(r"\+[1-9][0-9]{1,14}|sips?:\S+")
@@ -172,17 +180,17 @@ class V1Dialect:
                 wire = self._start_message(event)
             case DtmfReceived(digit=digit, duration_ms=duration_ms, method=method):
                 fields = {"digit": digit, "duration_ms": duration_ms, "method": method}
-                wire = {"type": "dtmf", **_present(fields)}
+                wire = {"type": "dtmf", **present(fields)}
             case MarkPlayed(name=name):
                 wire = {"type": "mark", "name": name}
             case StreamStopped(reason=reason):
                 self.stopped = True
-                wire = {"type": "stop", **_present({"reason": reason})}
+                wire = {"type": "stop", **present({"reason": reason})}
             case ErrorReported(code=code, message=message):
                 wire = {"type": "error", "code": code, "message": message}
             case _:
                 assert_never(event)
-        return _dump(wire)
+        return dump(wire)
 
     def parse_upstream(self, message: Message) -> UpstreamEvent:
         """The event a bridge's message stands for (the bot's side of the socket)."""
@@ -206,7 +214,7 @@ class V1Dialect:
                 event = MediaReceived(payload, sequence=sequence, timestamp_ms=timestamp_ms)
             case "dtmf":
                 event = DtmfReceived(
-                    fields.matching("digit", _DIGIT, "one of 0-9 * # A-D"),
+                    fields.digit("digit"),
                     duration_ms=fields.optional_integer("duration_ms"),
                     method=fields.optional_text("method", nonempty=True),
                 )
@@ -260,7 +268,7 @@ class V1Dialect:
             case AudioSent(payload=payload):
                 if self.binary_audio:
                     return bytes(payload)
-                wire = {"type": "response.audio.delta", "audio": _base64(payload)}
+                wire = {"type": "response.audio.delta", "audio": encode_audio(payload)}
             case ClearRequested():
                 wire = {"type": "response.audio.clear"}
             case MarkRequested(name=name):
@@ -270,12 +278,12 @@ class V1Dialect:
             case TransferRequested(target=target):
                 wire = {"type": "session.transfer", "target": target}
             case HangupRequested(reason=reason):
-                wire = {"type": "session.hangup", **_present({"reason": reason})}
+                wire = {"type": "session.hangup", **present({"reason": reason})}
             case TranscriptReceived(role=role, text=text, final=final):
                 wire = {"type": "transcript", "role": role, "text": text, "final": final}
             case _:
                 assert_never(event)
-        return _dump(wire)
+        return dump(wire)
 
     # --- start and media ----------------------------------------------------------------
 
@@ -290,7 +298,7 @@ class V1Dialect:
         self._begin(event.stream_id, event.media_format)
         call_id = event.call_id if event.session_id is None else event.session_id
         carrier = {"name": self.carrier, "call_id": event.call_id, "account_id": event.account_id}
-        return _present(
+        return present(
             {
                 "type": "start",
                 "protocol": PROTOCOL,
@@ -299,7 +307,7 @@ class V1Dialect:
                 "direction": event.direction,
                 "from": event.from_number,
                 "to": event.to_number,
-                "carrier": _present(carrier),
+                "carrier": present(carrier),
                 "custom_parameters": dict(event.custom_parameters),
                 "opening_text": event.opening_text,
                 "system_prompt": event.system_prompt,
@@ -313,7 +321,7 @@ class V1Dialect:
             }
         )
 
-    def _parse_start(self, fields: _Fields) -> StreamStarted:
+    def _parse_start(self, fields: Fields) -> StreamStarted:
         if self.started:
             raise ProtocolError("unsupported", "start: this socket's stream was already started")
         protocol = fields.text("protocol")
@@ -351,7 +359,7 @@ class V1Dialect:
         if event.timestamp_ms is not None:
             timestamp_ms = event.timestamp_ms
         wire = {"type": "media", "seq": sequence, "timestamp_ms": timestamp_ms}
-        return _dump({**wire, "audio": _base64(event.payload)})
+        return dump({**wire, "audio": encode_audio(event.payload)})
 
     def _count_media(self, payload: bytes) -> tuple[int, int]:
         """The next media ``seq`` and the computed timestamp of ``payload``; then count it."""
@@ -369,14 +377,8 @@ class V1Dialect:
 
     # --- audio payloads -----------------------------------------------------------------
 
-    def _audio(self, fields: _Fields) -> bytes:
-        text = fields.text("audio")
-        try:
-            payload = base64.b64decode(text, validate=True)
-        except ValueError:  # binascii.Error, or non-ASCII text
-            raise ProtocolError("bad_audio", f"{fields.where}: 'audio' is not base64") from None
-        self._check_whole_samples(payload, fields.where)
-        return payload
+    def _audio(self, fields: Fields) -> bytes:
+        return fields.audio("audio", self.media_format)
 
     def _binary_audio(self, payload: bytes) -> bytes:
         if not self.binary_audio:
@@ -384,84 +386,26 @@ class V1Dialect:
             raise ProtocolError(
                 "unsupported", problem, fatal=True, close_code=CLOSE_UNSUPPORTED_DATA
             )
-        self._check_whole_samples(payload, "binary frame")
+        check_whole_samples(payload, self.media_format, "binary frame")
         return payload
-
-    def _check_whole_samples(self, payload: bytes, where: str) -> None:
-        media_format = self.media_format
-        if media_format is not None and len(payload) % media_format.bytes_per_sample:
-            raise ProtocolError(
-                "bad_audio",
-                f"{where}: {len(payload)} bytes of {media_format} audio is not a whole number "
-                f"of {media_format.bytes_per_sample}-byte samples",
-            )
 
 
 # --- wire helpers ---------------------------------------------------------------------
 
 
-def _dump(message: Mapping[str, object]) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-
-
-def _present(fields: Mapping[str, object]) -> dict[str, object]:
-    """``fields`` without those that are None (optional fields are omitted, never null)."""
-    return {key: value for key, value in fields.items() if value is not None}
-
-
-def _base64(payload: bytes) -> str:
-    return base64.b64encode(payload).decode("ascii")
-
-
 def _checked(message: object) -> str | bytes:
-    """``message`` as a text or a binary frame, once its type and size are checked."""
-    frame: str | bytes
-    if isinstance(message, str):
-        frame = message
-        # UTF-8 needs at most 4 bytes a character: encode only when the limit is in reach.
-        small = len(frame) * 4 <= MAX_MESSAGE_BYTES
-        size = len(frame) if small else len(frame.encode("utf-8", "surrogatepass"))
-    elif isinstance(message, bytes | bytearray | memoryview):
-        frame = bytes(message)
-        size = len(frame)
-    else:
-        kind = type(message).__name__
-        raise ProtocolError("malformed_json", f"a message is text or bytes, not {kind}")
-    if size > MAX_MESSAGE_BYTES:
-        raise ProtocolError(
-            "message_too_large",
-            f"message of {size} bytes is over the {MAX_MESSAGE_BYTES}-byte limit",
-            fatal=True,
-            close_code=CLOSE_MESSAGE_TOO_BIG,
-        )
-    return frame
+    """``message`` as a text or a binary frame; one too large closes the socket (1009)."""
+    return check_frame(message, too_large_close_code=CLOSE_MESSAGE_TOO_BIG)
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")  # Python's json module would accept NaN/Infinity
-
-
-def _load(text: str, known: tuple[str, ...], direction: str) -> tuple[str, _Fields]:
+def _load(text: str, known: tuple[str, ...], direction: str) -> tuple[str, Fields]:
     """The ``type`` and fields of one JSON text message whose type is in ``known``."""
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError("malformed_json", f"message is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("malformed_json", f"message must be a JSON object, not {_show(data)}")
-    kind = data.get("type")
-    if not isinstance(kind, str):
-        problem = "has no 'type' field" if kind is None else "has a 'type' that is not a string"
-        raise ProtocolError("missing_field", f"message {problem}")
-    if kind not in known:
-        raise ProtocolError(
-            "unknown_event",
-            f"unknown {direction} message type {_show(kind)} (known: {', '.join(known)})",
-        )
-    return kind, _Fields(data, kind)
+    fields = Fields(load_object(text))
+    kind = fields.kind("type", known, f"{direction} message type")
+    return kind, Fields(fields.data, kind)
 
 
-def _parse_media_format(fields: _Fields) -> AudioFormat:
+def _parse_media_format(fields: Fields) -> AudioFormat:
     encoding = fields.choice("encoding", tuple(encoding.value for encoding in Encoding))
     sample_rate = fields.integer("sample_rate", minimum=1)
     channels = fields.integer("channels", minimum=1)
@@ -469,84 +413,3 @@ def _parse_media_format(fields: _Fields) -> AudioFormat:
         return AudioFormat(Encoding(encoding), sample_rate, channels)
     except UnsupportedFormatError as exc:
         raise ProtocolError("unsupported", f"{fields.where}: {exc}") from None
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class _Fields(NamedTuple):
-    """Typed access to the fields of one JSON object; wrong ones raise ``missing_field``."""
-
-    data: dict[str, object]
-    where: str  # the message type, or the path to a nested object ("start.carrier")
-
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
-    def _value(self, key: str) -> object:
-        value = self.data.get(key)
-        if value is None:
-            raise ProtocolError("missing_field", f"{self.where}: field {key!r} is missing")
-        return value
-
-    def _wrong(self, key: str, expected: str) -> ProtocolError:
-        value = _show(self.data.get(key))
-        return ProtocolError(
-            "missing_field", f"{self.where}: field {key!r} must be {expected}, not {value}"
-        )
-
-    def text(self, key: str, *, nonempty: bool = False) -> str:
-        value = self._value(key)
-        if not isinstance(value, str) or (nonempty and not value):
-            raise self._wrong(key, "a non-empty string" if nonempty else "a string")
-        return value
-
-    def optional_text(self, key: str, *, nonempty: bool = False) -> str | None:
-        return self.text(key, nonempty=nonempty) if self.has(key) else None
-
-    def matching(self, key: str, pattern: re.Pattern[str], expected: str) -> str:
-        value = self.text(key)
-        if not pattern.fullmatch(value):
-            raise self._wrong(key, expected)
-        return value
-
-    def choice(self, key: str, choices: tuple[str, ...]) -> str:
-        value = self.text(key)
-        if value not in choices:
-            raise self._wrong(key, "one of " + ", ".join(repr(choice) for choice in choices))
-        return value
-
-    def integer(self, key: str, *, minimum: int = 0, maximum: int | None = None) -> int:
-        value = self._value(key)
-        if type(value) is not int or value < minimum or (maximum is not None and value > maximum):
-            bounds = f">= {minimum}" if maximum is None else f"{minimum}..{maximum}"
-            raise self._wrong(key, f"an integer {bounds}")
-        return value
-
-    def optional_integer(
-        self, key: str, *, minimum: int = 0, maximum: int | None = None
-    ) -> int | None:
-        return self.integer(key, minimum=minimum, maximum=maximum) if self.has(key) else None
-
-    def flag(self, key: str) -> bool:
-        value = self._value(key)
-        if not isinstance(value, bool):
-            raise self._wrong(key, "true or false")
-        return value
-
-    def optional_flag(self, key: str, *, default: bool) -> bool:
-        return self.flag(key) if self.has(key) else default
-
-    def object(self, key: str) -> _Fields:
-        value = self._value(key)
-        if not isinstance(value, dict):
-            raise self._wrong(key, "an object")
-        return _Fields(value, f"{self.where}.{key}")
-
-    def string_map(self, key: str) -> dict[str, str]:
-        value = self._value(key)
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise self._wrong(key, "an object of strings")
-        return dict(value)

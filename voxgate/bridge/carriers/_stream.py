@@ -1,0 +1,338 @@
+"""What the Twilio and Telnyx media-stream dialects share (sans-I/O).
+
+Theory of operation
+-------------------
+Both carriers speak the same kind of stream over a WebSocket of JSON text
+messages named by ``event``; only field names and a few message shapes
+differ. :class:`CarrierDialect` holds the common part, a subclass the
+carrier's names (class attributes) and shapes (the ``_read_start``,
+``_start_body``... hooks). One instance per stream; its state::
+
+    NEW --connected--> CONNECTED --start--> STARTED --stop--> (nothing follows)
+     `-------------------start---------------^
+
+``start`` (parsed, or formatted from a :class:`StreamStarted`) sets the
+stream id, the call id, the account and the media format. Media, DTMF and
+marks before it raise ``not_started``; a message naming another stream id
+(in :attr:`~CarrierDialect.stream_key`) raises ``wrong_stream``; a second
+``start`` is ``unsupported``. A ``start`` the stream cannot use is fatal: a
+missing or ill-typed field closes with 1008 (policy violation), a media
+format voxgate lacks with 1003 (unsupported data), RFC 6455 section 7.4.1.
+Any other bad message is dropped and the call goes on. Optional fields may
+be absent or null but must be well typed when present.
+
+As the telephony side the instance numbers what it sends as the carriers
+do: ``connected`` unnumbered, ``start`` ``"1"``, then each message the next;
+media ``chunk`` from 1 per track and ``timestamp`` the milliseconds of audio
+already sent on that track (from the byte count and the media format) unless
+the event carries ``timestamp_ms``. Numbers travel as decimal strings and are
+parsed to ``int`` (JSON integers too) for the call to restore order.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Final, TypeVar
+
+from voxgate.bridge.dialect import Message
+from voxgate.bridge.events import (
+    AudioSent,
+    ClearRequested,
+    DownstreamEvent,
+    DtmfReceived,
+    ErrorReported,
+    MarkPlayed,
+    MarkRequested,
+    MediaReceived,
+    StreamConnected,
+    StreamStarted,
+    StreamStopped,
+    UpstreamEvent,
+)
+from voxgate.bridge.wire import Fields, JsonObject, dump, encode_audio, load_message
+from voxgate.codecs.formats import PCMU_8K, AudioFormat, Encoding
+from voxgate.errors import ProtocolError, UnsupportedFormatError
+
+_Event = TypeVar("_Event", UpstreamEvent, DownstreamEvent)
+
+CLOSE_POLICY_VIOLATION: Final = 1008  # RFC 6455 section 7.4.1
+CLOSE_UNSUPPORTED_DATA: Final = 1003  # RFC 6455 section 7.4.1
+
+
+@dataclass
+class OutgoingCounters:
+    """Numbering of what the telephony side sends: sequence, per-track chunk and clock."""
+
+    sequence: int = 0
+    chunks: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+
+    def next_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
+
+    def next_media(self, event: MediaReceived, fmt: AudioFormat) -> tuple[int, int]:
+        """``(chunk, timestamp_ms)`` for one outgoing media message on ``event.track``."""
+        chunk = self.chunks.get(event.track, 0) + 1
+        self.chunks[event.track] = chunk
+        sent = self.samples.get(event.track, 0)
+        self.samples[event.track] = sent + len(event.payload) // fmt.bytes_per_sample
+        timestamp = event.timestamp_ms
+        if timestamp is None:
+            timestamp = sent * 1000 // fmt.sample_rate
+        return chunk, timestamp
+
+
+def as_fatal(error: ProtocolError) -> ProtocolError:
+    """The same error, marked fatal (a ``start`` the stream cannot go on without)."""
+    if error.fatal:
+        return error
+    return ProtocolError(error.code, error.message, fatal=True, close_code=CLOSE_POLICY_VIOLATION)
+
+
+class CarrierDialect(ABC):
+    """One carrier media stream's translator; see the module docstring."""
+
+    name: str  # the carrier, in errors and DtmfReceived.method
+    stream_key: ClassVar[str]  # the stream id's field: "streamSid", "stream_id"
+    sequence_key: ClassVar[str]  # "sequenceNumber", "sequence_number"
+    format_key: ClassVar[str]  # start's media format object: "mediaFormat", "media_format"
+    rate_key: ClassVar[str]  # its sample rate: "sampleRate", "sample_rate"
+    encodings: ClassVar[Mapping[Encoding, str]]  # what the carrier carries, by its wire name
+    carries: ClassVar[str]  # the same, in words, for errors
+    names_stream_downstream: ClassVar[bool]  # whether the app side puts the stream id on messages
+
+    def __init__(self) -> None:
+        self.stream_id: str | None = None
+        self.call_id: str | None = None  # the id the carrier's REST API takes
+        self.account_id: str | None = None
+        self.media_format: AudioFormat = PCMU_8K
+        self._counters = OutgoingCounters()
+        self._upstream: dict[str, Callable[[Fields], UpstreamEvent]] = {
+            "connected": self._parse_connected,
+            "start": self._parse_start,
+            "media": self._parse_media,
+            "dtmf": self._parse_dtmf,
+            "mark": self._parse_mark,
+            "stop": self._parse_stop,
+        }
+        self._downstream: dict[str, Callable[[Fields], DownstreamEvent]] = {
+            "media": self._parse_audio,
+            "mark": self._parse_mark_request,
+            "clear": self._parse_clear,
+        }
+        self._encodings = {wire.lower(): encoding for encoding, wire in self.encodings.items()}
+
+    # --- the carrier's shapes (hooks) -------------------------------------------------------
+
+    @abstractmethod
+    def _parse_connected(self, message: Fields) -> StreamConnected: ...
+
+    @abstractmethod
+    def _read_start(self, message: Fields) -> StreamStarted:
+        """The event of a ``start`` message; raises on the first unusable field."""
+        ...
+
+    @abstractmethod
+    def _connected_wire(self, event: StreamConnected) -> JsonObject: ...
+
+    @abstractmethod
+    def _start_body(self, event: StreamStarted, media_format: JsonObject) -> JsonObject:
+        """The ``start`` member of a start message, ``media_format`` included."""
+        ...
+
+    @abstractmethod
+    def _dtmf_body(self, event: DtmfReceived) -> JsonObject: ...
+
+    @abstractmethod
+    def _stop_body(self) -> JsonObject: ...
+
+    @abstractmethod
+    def _error_wire(self, event: ErrorReported) -> JsonObject | None:
+        """The carrier's error message; None if it sends none."""
+        ...
+
+    # --- application side: voxgate facing the carrier ------------------------------------
+
+    def parse_upstream(self, message: Message) -> UpstreamEvent:
+        """The event in a message the carrier sent."""
+        return self._dispatch(message, self._upstream)
+
+    def format_downstream(self, event: DownstreamEvent) -> Message | None:
+        """The message for the carrier; ``None`` for hangup, transfer, DTMF and transcripts."""
+        if isinstance(event, AudioSent):
+            kind, body = "media", {"media": {"payload": encode_audio(event.payload)}}
+        elif isinstance(event, MarkRequested):
+            kind, body = "mark", {"mark": {"name": event.name}}
+        elif isinstance(event, ClearRequested):
+            kind, body = "clear", {}
+        else:
+            return None  # a REST call (carriers.rest) or nothing at all
+        if self.stream_id is None:
+            raise self._not_started(kind)
+        if self.names_stream_downstream:
+            return _dump({"event": kind, self.stream_key: self.stream_id, **body})
+        return _dump({"event": kind, **body})
+
+    # --- telephony side: voxgate acting as the carrier towards a bot ----------------------
+
+    def format_upstream(self, event: UpstreamEvent) -> Message | None:
+        """What the carrier would send for ``event`` (None: it sends nothing for it)."""
+        if isinstance(event, StreamConnected):
+            return _dump(self._connected_wire(event))
+        if isinstance(event, StreamStarted):
+            return _dump(self._start_wire(event))
+        if isinstance(event, ErrorReported):
+            error = self._error_wire(event)
+            return None if error is None else _dump(error)
+        if self.stream_id is None:
+            raise self._not_started(type(event).__name__)
+        wire: JsonObject = {"event": "", self.sequence_key: str(self._counters.next_sequence())}
+        if isinstance(event, MediaReceived):
+            chunk, timestamp = self._counters.next_media(event, self.media_format)
+            wire["event"] = "media"
+            wire["media"] = {
+                "track": event.track,
+                "chunk": str(chunk),
+                "timestamp": str(timestamp),
+                "payload": encode_audio(event.payload),
+            }
+        elif isinstance(event, DtmfReceived):
+            wire["event"] = "dtmf"
+            wire["dtmf"] = self._dtmf_body(event)
+        elif isinstance(event, MarkPlayed):
+            wire["event"] = "mark"
+            wire["mark"] = {"name": event.name}
+        else:
+            wire["event"] = "stop"
+            wire["stop"] = self._stop_body()
+        wire[self.stream_key] = self.stream_id
+        return _dump(wire)
+
+    def parse_downstream(self, message: Message) -> DownstreamEvent:
+        """The event in a message a bot speaking this dialect sent (media, mark or clear)."""
+        return self._dispatch(message, self._downstream)
+
+    # --- parsing ---------------------------------------------------------------------------
+
+    def _dispatch(
+        self, message: Message, parsers: Mapping[str, Callable[[Fields], _Event]]
+    ) -> _Event:
+        fields = Fields(load_message(message, self.name, allow_nan=True))
+        return parsers[fields.kind("event", parsers, f"{self.name} event")](fields)
+
+    def _not_started(self, what: str) -> ProtocolError:
+        return ProtocolError("not_started", f"{self.name} {what} before the stream's start")
+
+    def _check_stream(self, message: Fields, expected: str | None) -> None:
+        """``wrong_stream`` when the message names a stream other than ``expected``."""
+        stream_id = message.optional_text(self.stream_key)
+        if expected is not None and stream_id is not None and stream_id != expected:
+            raise ProtocolError(
+                "wrong_stream", f"message for stream {stream_id!r} on stream {expected!r}"
+            )
+
+    def _require_stream(self, message: Fields, what: str) -> None:
+        if self.stream_id is None:
+            raise self._not_started(what)
+        self._check_stream(message, self.stream_id)
+
+    def _parse_start(self, message: Fields) -> StreamStarted:
+        if self.stream_id is not None:
+            raise ProtocolError("unsupported", f"stream {self.stream_id!r} has already started")
+        try:
+            event = self._read_start(message)
+        except ProtocolError as error:
+            raise as_fatal(error) from None
+        self.stream_id, self.call_id = event.stream_id, event.call_id
+        self.account_id, self.media_format = event.account_id, event.media_format
+        return event
+
+    def _read_media_format(self, start: Fields) -> AudioFormat:
+        """The format in ``start`` (mu-law 8 kHz if none); ``unsupported`` if voxgate lacks it."""
+        media_format = start.optional_object(self.format_key)
+        if media_format is None:
+            return PCMU_8K  # both carriers' default
+        name = media_format.text("encoding")
+        rate = media_format.optional_counter(self.rate_key)
+        channels = media_format.optional_counter("channels")
+        try:
+            encoding = self._encodings.get(name.lower())
+            if encoding is None:
+                raise UnsupportedFormatError(f"audio encoding {name!r} is not supported")
+            return AudioFormat(
+                encoding, 8000 if rate is None else rate, 1 if channels is None else channels
+            )
+        except UnsupportedFormatError as error:
+            raise ProtocolError(
+                "unsupported", str(error), fatal=True, close_code=CLOSE_UNSUPPORTED_DATA
+            ) from None
+
+    def _parse_media(self, message: Fields) -> MediaReceived:
+        self._require_stream(message, "media")
+        media = message.object("media")
+        return MediaReceived(
+            payload=media.audio("payload", self.media_format),
+            sequence=message.optional_counter(self.sequence_key),
+            chunk=media.optional_counter("chunk"),
+            timestamp_ms=media.optional_counter("timestamp"),
+            track=media.optional_text("track") or "inbound",
+        )
+
+    def _parse_dtmf(self, message: Fields) -> DtmfReceived:
+        self._require_stream(message, "dtmf")
+        return DtmfReceived(message.object("dtmf").digit("digit"), method=self.name)
+
+    def _parse_mark(self, message: Fields) -> MarkPlayed:
+        self._require_stream(message, "mark")
+        return MarkPlayed(message.object("mark").text("name"))
+
+    def _parse_stop(self, message: Fields) -> StreamStopped:
+        self._check_stream(message, self.stream_id)  # a stop may come before any start
+        return StreamStopped()
+
+    def _parse_audio(self, message: Fields) -> AudioSent:
+        self._require_stream(message, "media")
+        return AudioSent(message.object("media").audio("payload", self.media_format))
+
+    def _parse_mark_request(self, message: Fields) -> MarkRequested:
+        self._require_stream(message, "mark")
+        return MarkRequested(message.object("mark").text("name"))
+
+    def _parse_clear(self, message: Fields) -> ClearRequested:
+        self._require_stream(message, "clear")
+        return ClearRequested()
+
+    # --- formatting ------------------------------------------------------------------------
+
+    def _start_wire(self, event: StreamStarted) -> JsonObject:
+        if self.stream_id is not None:
+            raise ProtocolError("unsupported", f"stream {self.stream_id!r} has already started")
+        fmt = event.media_format
+        encoding = self.encodings.get(fmt.encoding)
+        if encoding is None:
+            raise ProtocolError(
+                "unsupported",
+                f"the {self.name} dialect carries {self.carries}, not {fmt}",
+                fatal=True,
+                close_code=CLOSE_UNSUPPORTED_DATA,
+            )
+        self.stream_id, self.call_id = event.stream_id, event.call_id
+        self.account_id, self.media_format = event.account_id, fmt
+        media_format = {
+            "encoding": encoding,
+            self.rate_key: fmt.sample_rate,
+            "channels": fmt.channels,
+        }
+        return {
+            "event": "start",
+            self.sequence_key: str(self._counters.next_sequence()),
+            "start": self._start_body(event, media_format),
+            self.stream_key: event.stream_id,
+        }
+
+
+def _dump(wire: JsonObject) -> str:
+    return dump(wire)
