@@ -42,7 +42,7 @@ from voxgate.bridge.aio.outbox import Outbox
 from voxgate.bridge.aio.rest import CarrierRest
 from voxgate.bridge.aio.scheduler import Scheduler
 from voxgate.bridge.aio.session import BotTarget, CallSession
-from voxgate.bridge.botlink.dialects import BOT_DIALECTS, make_bot_dialect
+from voxgate.bridge.botlink.dialects import canonical_bot_dialect
 from voxgate.bridge.call_api import CallPolicy
 from voxgate.bridge.carriers import rest
 from voxgate.bridge.carriers.telnyx import TelnyxDialect
@@ -203,9 +203,7 @@ class Bridge:
         url = params.get("wss_url") or configured.url or self.echo_url
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"wss_url must start with ws:// or wss://, not {url[:40]!r}")
-        dialect = params.get("bot_dialect") or configured.dialect
-        if dialect not in BOT_DIALECTS:
-            make_bot_dialect(dialect)  # raises ConfigError naming the valid ones
+        dialect = canonical_bot_dialect(params.get("bot_dialect") or configured.dialect)
         audio = (
             AudioFormat.parse(params["bot_audio"]) if "bot_audio" in params else configured.audio
         )
