@@ -56,7 +56,6 @@ from voxgate.obs import METRICS
 
 log = logging.getLogger("voxgate.bridge")
 
-CARRIERS = ("twilio", "telnyx")
 SERVER_SHUTTING_DOWN = 1012  # what uvicorn closes WebSockets with when it stops (RFC 6455 7.4)
 
 

@@ -93,7 +93,6 @@ class CallSession:
         self._bot_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: list[Outbox] = []  # closed on the call's word: await them at shutdown
-        self.ended = asyncio.Event()
         self._received_at = 0.0
         self.call = Call(call_id, started, bot.audio or started.media_format, policy, _now())
         self._log = {"call_id": call_id}
@@ -159,7 +158,6 @@ class CallSession:
                 self._spawn(self._act(output))
             elif isinstance(output, CallEnded):
                 METRICS.count("calls_ended", reason=output.reason)
-                self.ended.set()
 
     def _send_bot(self, output: ToBot) -> None:
         if self._bot_out is None or self._bot_dialect is None:
