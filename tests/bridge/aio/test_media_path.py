@@ -367,3 +367,22 @@ def test_audio_before_start_is_refused_and_counted() -> None:
             assert await metric(running, 'voxgate_protocol_errors{code="not_started"') == 1
 
     run(scenario())
+
+
+def test_a_full_bridge_turns_new_streams_away_with_1013() -> None:
+    async def scenario() -> None:
+        async with bridge(VOXGATE_MAX_CALLS="1") as running:
+            url = f"{running.ws_url}/v1/streams/twilio"
+            async with CarrierEmulator(url, "twilio") as first:
+                await first.send_audio(_noise_codes(0.1))
+                await first.wait_for_audio(800, timeout=5)
+                async with CarrierEmulator(url, "twilio") as second:
+                    assert await second.wait_for_close(timeout=5) == 1013
+                await first.send_audio(_noise_codes(0.1, seed=5))
+                await first.wait_for_audio(1600, timeout=5)  # the call under way is untouched
+                await first.hang_up()
+            assert (
+                await metric(running, 'voxgate_streams_refused{carrier="twilio",why="full"}') == 1
+            )
+
+    run(scenario())
