@@ -386,3 +386,45 @@ def test_a_full_bridge_turns_new_streams_away_with_1013() -> None:
             )
 
     run(scenario())
+
+
+def test_a_caller_that_vanishes_without_stop_still_ends_the_bot_session() -> None:
+    async def scenario() -> None:
+        async with scripted_call("telnyx") as (running, carrier, connection):
+            carrier._connection().transport.abort()  # the carrier's TCP connection just dies
+            async with asyncio.timeout(1.0):
+                await connection.closed.wait()
+            assert connection.of_type("stop") == [{"type": "stop", "reason": "caller_hangup"}]
+            await asyncio.sleep(0.05)
+            assert not running.bridge.sessions
+
+    run(scenario())
+
+
+def test_a_bot_that_never_answers_the_handshake_gets_the_fallback() -> None:
+    async def scenario() -> None:
+        silent: list[asyncio.StreamWriter] = []
+
+        async def accept_and_say_nothing(
+            _: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            silent.append(writer)
+
+        server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with bridge(VOXGATE_BOT_CONNECT_TIMEOUT="0.5") as running:
+                url = f"{running.ws_url}/v1/streams/twilio"
+                params = {"wss_url": f"ws://127.0.0.1:{port}/"}
+                started = time.monotonic()
+                async with CarrierEmulator(url, "twilio", custom_parameters=params) as carrier:
+                    await carrier.wait_for_close(timeout=5)
+                assert time.monotonic() - started < 2.0
+                assert await metric(running, 'voxgate_calls_ended{reason="bot_unreachable"}') == 1
+        finally:
+            for writer in silent:
+                writer.close()
+            server.close()
+            await server.wait_closed()
+
+    run(scenario())
