@@ -83,8 +83,12 @@ class Metrics:
             return [float("nan")] * len(qs)
         return [float(v) for v in np.quantile(values, qs)]
 
-    def reset_observations(self) -> None:
+    def reset(self) -> None:
+        """Forget everything counted and observed (a fresh process, for tests)."""
+        with self._lock:
+            self._counts.clear()
         self._observed.clear()
+        self.gauges.clear()
 
     def count(self, name: str, amount: int = 1, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))

@@ -21,6 +21,7 @@ from scripted_bot import BotConnection, ScriptedBot
 
 from voxgate.bridge.aio.server import RunningBridge, running_bridge
 from voxgate.config import load_config
+from voxgate.obs import METRICS
 
 
 def run(scenario: Coroutine[Any, Any, None], timeout: float = 60.0) -> None:
@@ -41,6 +42,7 @@ def run(scenario: Coroutine[Any, Any, None], timeout: float = 60.0) -> None:
 async def bridge(**env: str) -> AsyncIterator[RunningBridge]:
     """voxgate serving on a free loopback port, configured by VOXGATE_* variables."""
     config = load_config(None, {"VOXGATE_LOG_FORMAT": "text", **env})
+    METRICS.reset()  # counters are process-wide: each test's bridge starts from zero
     async with running_bridge(config) as running:
         yield running
 
