@@ -392,6 +392,7 @@ def test_too_many_protocol_errors_end_the_call() -> None:
     out = driver.collect()
     assert CallEnded("bot_error") in out
     assert StreamStopped("bot_error") in driver.sent_to(ToBot, out)
+    assert CloseBot(1008, "bot_error") in out
 
 
 def test_shutdown_stops_the_bot_with_1001_and_each_socket_gets_its_own_stream_id() -> None:

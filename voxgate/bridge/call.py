@@ -463,7 +463,8 @@ class Call:
         self._end(self._ending_reason, now, close_carrier=True)
 
     def _end(self, reason: str, now: float, *, close_carrier: bool) -> None:
-        close_code = 1001 if reason == "shutdown" else 1000  # RFC 6455 section 7.4.1
+        # RFC 6455 section 7.4.1: going away, policy violation, or normal closure.
+        close_code = {"shutdown": 1001, "bot_error": 1008}.get(reason, 1000)
         self._send_bot(StreamStopped(reason))
         self._bot_up = False
         self._outputs.append(CloseBot(close_code, reason))  # also abandons a connect under way
