@@ -153,13 +153,16 @@ class Bridge:
     ) -> CallSession | None:
         if len(self.sessions) >= self.config.server.max_calls or self.draining:
             METRICS.count("streams_refused", carrier=carrier, why="full")
+            log.warning("full: refused a call", extra={"carrier_call_id": started.call_id})
             outbox.close(1013, "voxgate is full; try again later")
             return None
         try:
             bot = self.bot_target(started)
         except (ConfigError, UnsupportedFormatError) as error:
             METRICS.count("streams_refused", carrier=carrier, why="bad_bot_parameters")
-            log.warning("stream start refused: %s", error)
+            log.warning(
+                "stream start refused: %s", error, extra={"carrier_call_id": started.call_id}
+            )
             outbox.close(1008, str(error))
             return None
         call_id = f"vx-{uuid.uuid4().hex[:20]}"

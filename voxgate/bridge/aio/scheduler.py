@@ -85,7 +85,8 @@ class Scheduler:
             try:
                 following = target.wake(max(now, due))  # up to 0.5 ms early counts as due
             except Exception:
-                log.exception("a call failed while handling its timer")
+                call_id = getattr(target, "call_id", "")
+                log.exception("a call failed while handling its timer", extra={"call_id": call_id})
                 METRICS.count("errors", kind="timer")
                 continue
             if following is not None:
