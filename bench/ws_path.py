@@ -144,11 +144,11 @@ async def _wait_http(base: str) -> None:
     raise RuntimeError("voxgate did not come up")
 
 
-async def measure(streams: int, seconds: float) -> dict[str, float]:
+async def measure(streams: int, seconds: float, *, binary_bot: bool = False) -> dict[str, float]:
     bot_port, port = _free_port(), _free_port()
     voxgate = [sys.executable, "-m", "voxgate"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
-    echo = [*voxgate, "bot", "echo", "--port", str(bot_port)]
+    echo = [*voxgate, "bot", "echo", "--port", str(bot_port), *(["--binary"] if binary_bot else [])]
     bot = subprocess.Popen(echo, env=env, stderr=subprocess.DEVNULL)
     bridge_env = {
         **env,
@@ -220,11 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ws_path", description=__doc__)
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--binary-bot", action="store_true", help="bot audio in binary frames")
     args = parser.parse_args(argv)
     results: dict[str, float] = {}
 
     async def run() -> None:
-        results.update(await measure(args.streams, args.seconds))
+        results.update(await measure(args.streams, args.seconds, binary_bot=args.binary_bot))
 
     run_fast(run())  # uvloop, so the load generator leaves the bridge its core
     width = max(map(len, results))
