@@ -20,7 +20,7 @@ opening_text = "Hello!"
 
 [routes."+15550002222"]
 url = "wss://sales.example/bot"
-dialect = "telnyx"
+system_prompt = "You sell."
 """
 
 
@@ -47,7 +47,8 @@ def test_default_bot_from_configuration(tmp_path: Path) -> None:
 def test_route_for_the_called_number_inherits_the_rest(tmp_path: Path) -> None:
     bot = _bridge(tmp_path).bot_target(_started(to="+15550002222"))
     assert bot.url == "wss://sales.example/bot"
-    assert bot.dialect == "telnyx"
+    assert bot.system_prompt == "You sell."
+    assert bot.opening_text == "Hello!"
     assert bot.audio == AudioFormat(Encoding.PCM16, 16000)
 
 
@@ -86,6 +87,11 @@ def test_nothing_configured_means_the_built_in_echo_bot() -> None:
         ({"bot_dialect": "klingon"}, ConfigError, "unknown bot dialect 'klingon'"),
         ({"bot_audio": "opus/48000"}, UnsupportedFormatError, "unknown audio encoding"),
         ({"wss_header": "no colon here"}, ConfigError, "is not 'Name: value'"),
+        (
+            {"bot_dialect": "telnyx", "bot_audio": "pcm16/16000"},
+            ConfigError,
+            "a telnyx-dialect bot takes l16, pcma, pcmu audio, not pcm16/16000",
+        ),
     ],
 )
 def test_bad_call_parameters_are_refused_with_a_reason(

@@ -211,6 +211,9 @@ class Bridge:
         )
         if dialect == "twilio":
             audio = PCMU_8K  # Twilio streams are mu-law at 8 kHz, and so are bots written for them
+        elif dialect == "telnyx" and audio.encoding not in TelnyxDialect.encodings:
+            carried = ", ".join(sorted(e.value for e in TelnyxDialect.encodings))
+            raise ConfigError(f"a telnyx-dialect bot takes {carried} audio, not {audio}")
         headers = (
             parse_header_lines(params["wss_header"])
             if "wss_header" in params

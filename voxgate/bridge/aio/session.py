@@ -162,7 +162,13 @@ class CallSession:
     def _send_bot(self, output: ToBot) -> None:
         if self._bot_out is None or self._bot_dialect is None:
             return
-        message = self._bot_dialect.format_upstream(output.event)
+        try:
+            message = self._bot_dialect.format_upstream(output.event)
+        except ProtocolError as error:  # the bot's dialect cannot say this: give up on it
+            METRICS.count("errors", kind="bot_dialect")
+            log.error("cannot send to the bot: %s", error.message, extra=self._log)
+            self.call.bot_protocol_error(error, _now())
+            return
         if message is None:
             return
         if isinstance(output.event, MediaReceived):
