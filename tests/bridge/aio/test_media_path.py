@@ -428,3 +428,30 @@ def test_a_bot_that_never_answers_the_handshake_gets_the_fallback() -> None:
             await server.wait_closed()
 
     run(scenario())
+
+
+def test_one_call_flooding_audio_does_not_disturb_another_calls_pacing() -> None:
+    async def scenario() -> None:
+        async with (
+            ScriptedBot() as bot,
+            bridge_process(VOXGATE_BOT_URL=bot.url) as base,
+            CarrierEmulator(f"{base}/v1/streams/twilio", "twilio") as busy,
+            CarrierEmulator(f"{base}/v1/streams/twilio", "twilio") as calm,
+        ):
+            flooding, steady = await bot.connection(0), await bot.connection(1)
+            await flooding.wait_for_type("start")
+            await steady.wait_for_type("start")
+            for part in range(8):  # two minutes of audio, as fast as the socket takes it
+                await flooding.send_audio(_noise_codes(15.0, seed=part))
+            await steady.send_audio(_noise_codes(3.0, seed=99))
+            await calm.wait_for_audio(24000, timeout=10)
+            arrivals = np.array(calm.media_arrivals())
+            assert len(busy.media_arrivals()) > 100  # the flooded call is playing too
+            await busy.hang_up()
+            await calm.hang_up()
+        intervals_ms = np.diff(arrivals) * 1000
+        low, high = np.percentile(intervals_ms, [1, 99])
+        assert low >= 17.0, (low, high)
+        assert high <= 23.0, (low, high)
+
+    run(scenario(), timeout=40)
