@@ -226,3 +226,41 @@ def test_stopping_voxgate_tells_each_bot_it_is_shutting_down() -> None:
         assert process.returncode == 0
 
     asyncio.run(scenario())
+
+
+def test_a_stop_signal_drains_the_calls_under_way_first() -> None:
+    async def scenario() -> None:
+        port = _free_port()
+        command = [sys.executable, "-m", "voxgate", "serve", "--port", str(port)]
+        env = _clean_env(VOXGATE_DRAIN_SECONDS="20")
+        process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        try:
+            await asyncio.to_thread(_wait_healthy, port, process)
+            url = f"ws://127.0.0.1:{port}/v1/streams/twilio"
+            carrier = CarrierEmulator(url, "twilio")
+            await carrier.connect()
+            await carrier.send_audio(bytes(320))
+            await carrier.wait_for_audio(320, timeout=5)  # the call is up
+            process.send_signal(signal.SIGTERM)
+            async with httpx.AsyncClient() as client:
+                async with asyncio.timeout(5):
+                    while (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code != 503:
+                        await asyncio.sleep(0.05)
+            with pytest.raises(Exception, match="403"):
+                await CarrierEmulator(url, "twilio").connect()  # no new calls
+            audio = bytes(range(256)) * 4
+            await carrier.send_audio(audio)  # the call under way goes on
+            heard = await carrier.wait_for_audio(320 + len(audio), timeout=5)
+            assert heard[320 : 320 + len(audio)] == audio
+            assert process.poll() is None
+            hung_up = time.monotonic()
+            await carrier.hang_up()  # the last call ends: voxgate stops
+            await asyncio.to_thread(process.wait, 10)
+            assert time.monotonic() - hung_up < 3
+        finally:
+            if process.poll() is None:
+                process.kill()
+        # uvicorn re-raises the signal it handled once it has shut down cleanly
+        assert process.returncode in (0, -signal.SIGTERM)
+
+    asyncio.run(scenario())

@@ -87,6 +87,7 @@ ENV_VECTORS = [  # (variable, text, section.key, value)
         "https://vg.example.com",
     ),
     ("VOXGATE_MAX_CALLS", "12", "server.max_calls", 12),
+    ("VOXGATE_DRAIN_SECONDS", "30", "server.drain_seconds", 30.0),
     ("VOXGATE_BOT_URL", "wss://bot.example.com/v", "bot.url", "wss://bot.example.com/v"),
     ("VOXGATE_BOT_HEADER", "A: 1\nB: two", "bot.header", (("A", "1"), ("B", "two"))),
     ("VOXGATE_BOT_DIALECT", "Telnyx", "bot.dialect", "telnyx"),

@@ -63,6 +63,7 @@ class ServerConfig:
     token: str = ""  # carriers present it (Telnyx header or ?token=); "" = none
     public_url: str = ""  # base URL carriers use (needed to check Twilio signatures)
     max_calls: int = 500
+    drain_seconds: float = 0.0  # on SIGTERM/SIGINT, let calls under way finish for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +283,7 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "token": _Key(str),
         "public_url": _Key(str, _base_url("https", "wss", "http", "ws")),
         "max_calls": _Key(int, _int_in(1)),
+        "drain_seconds": _Key(float, _seconds(allow_zero=True)),
     },
     "bot": {
         "url": _Key(str, _url("ws", "wss")),

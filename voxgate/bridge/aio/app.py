@@ -151,10 +151,11 @@ class Bridge:
     def _open_session(
         self, carrier: str, dialect: Dialect, outbox: Outbox, started: StreamStarted
     ) -> CallSession | None:
-        if len(self.sessions) >= self.config.server.max_calls or self.draining:
-            METRICS.count("streams_refused", carrier=carrier, why="full")
-            log.warning("full: refused a call", extra={"carrier_call_id": started.call_id})
-            outbox.close(1013, "voxgate is full; try again later")
+        busy = "draining" if self.draining else "full"
+        if self.draining or len(self.sessions) >= self.config.server.max_calls:
+            METRICS.count("streams_refused", carrier=carrier, why=busy)
+            log.warning("%s: refused a call", busy, extra={"carrier_call_id": started.call_id})
+            outbox.close(1013, f"voxgate is {busy}; try again later")  # RFC 6455 section 7.4.1
             return None
         try:
             bot = self.bot_target(started)
