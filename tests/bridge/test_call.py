@@ -410,3 +410,17 @@ def test_shutdown_stops_the_bot_with_1001_and_each_socket_gets_its_own_stream_id
     assert driver.sent_to(ToBot, out) == [StreamStopped("shutdown")]
     assert CloseBot(1001, "shutdown") in out
     assert CloseCarrier(1001, "shutdown") in out
+
+
+def test_the_bot_sees_the_carriers_clock_so_a_gap_shows() -> None:
+    driver = Driver()
+    driver.connect()
+    driver.carrier(MediaReceived(b"\x01" * 160, chunk=1, timestamp_ms=0))
+    driver.carrier(MediaReceived(b"\x01" * 160, chunk=2, timestamp_ms=20))
+    driver.call.bot_disconnected("dropped", driver.now)
+    driver.carrier(MediaReceived(b"\x01" * 160, chunk=3, timestamp_ms=40))  # nobody to hear it
+    driver.run(0.5)
+    driver.connect()
+    driver.carrier(MediaReceived(b"\x01" * 160, chunk=4, timestamp_ms=60))
+    stamps = [e.timestamp_ms for e in driver.sent_to(ToBot) if isinstance(e, MediaReceived)]
+    assert stamps == [0, 20, 60]

@@ -132,8 +132,10 @@ class Call:
         self._to_bot = Transcoder(self.carrier_format, bot_format)
         self._to_carrier = Transcoder(bot_format, self.carrier_format)
         self._playout = Playout(self.carrier_format, carrier_marks=policy.carrier_marks)
-        self._reorder: Reorderer[bytes] = Reorderer()
-        self._early: deque[bytes] = deque(maxlen=max(1, round(policy.pre_connect_buffer / 0.020)))
+        self._reorder: Reorderer[MediaReceived] = Reorderer()
+        self._early: deque[MediaReceived] = deque(
+            maxlen=max(1, round(policy.pre_connect_buffer / 0.020))
+        )
         self._outputs: list[CallOutput] = []
         self._attempt = 0
         self._dropped_at: float | None = None
@@ -196,7 +198,7 @@ class Call:
         self._send_bot(StreamConnected())  # Twilio and Telnyx say hello first; v1 does not
         self._send_bot(self._bot_start(reconnected))
         while self._early:
-            self._send_bot(MediaReceived(self._early.popleft()))
+            self._send_bot(self._early.popleft())
             self.stats.frames_to_bot += 1
 
     def bot_connect_failed(self, reason: str, now: float, *, refused: bool = False) -> None:
@@ -321,16 +323,20 @@ class Call:
         if event.track not in ("inbound", "inbound_track"):
             return
         counter = event.chunk if event.chunk is not None else event.sequence
-        for payload in self._reorder.push(counter, event.payload, now):
-            self._forward_to_bot(payload)
+        for frame in self._reorder.push(counter, event, now):
+            self._forward_to_bot(frame)
 
-    def _forward_to_bot(self, payload: bytes) -> None:
-        audio = self._to_bot.convert(payload)
+    def _forward_to_bot(self, frame: MediaReceived) -> None:
+        """Send a caller frame on, in the bot's format, stamped with the carrier's clock
+        (so a gap, a reconnection for instance, shows in the bot's timestamps)."""
+        converted = MediaReceived(
+            self._to_bot.convert(frame.payload), timestamp_ms=frame.timestamp_ms
+        )
         if self.state is CallState.ACTIVE:
             self.stats.frames_to_bot += 1
-            self._send_bot(MediaReceived(audio))
+            self._send_bot(converted)
         elif self.state is CallState.CONNECTING:
-            self._early.append(audio)
+            self._early.append(converted)
         else:
             self.stats.dropped_while_disconnected += 1
 
