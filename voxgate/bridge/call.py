@@ -367,7 +367,6 @@ class Call:
     def _drain_playout(self, now: float) -> None:
         for output in self._playout.drain():
             if isinstance(output, FrameReleased):
-                self.stats.frames_out += 1
                 self._outputs.append(ToCarrier(AudioSent(output.payload), now - output.waited))
             elif isinstance(output, CarrierMarkRequested):
                 self._outputs.append(ToCarrier(MarkRequested(output.name)))

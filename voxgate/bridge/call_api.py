@@ -103,7 +103,6 @@ class CallStats:
     frames_in: int = 0  # caller frames received
     frames_to_bot: int = 0
     bot_audio_bytes: int = 0
-    frames_out: int = 0  # frames released to the carrier
     dtmf_in: int = 0
     dtmf_out: int = 0
     bot_connects: int = 0

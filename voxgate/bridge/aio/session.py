@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voxgate.bridge.aio.outbox import Outbox
 from voxgate.bridge.botlink.dialects import make_bot_dialect
-from voxgate.bridge.botlink.v1 import SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, transport_for
+from voxgate.bridge.botlink.v1 import PROTOCOL, SUBPROTOCOLS, transport_for
 from voxgate.bridge.call import Call
 from voxgate.bridge.call_api import (
     CallEnded,
@@ -249,7 +249,7 @@ class CallSession:
         self._pump()
 
     async def _open_bot(self) -> ClientConnection:
-        offered = [SUBPROTOCOL_JSON, SUBPROTOCOL_BINARY] if self._offers_v1() else None
+        offered = list(SUBPROTOCOLS) if self.bot.dialect == PROTOCOL else None  # canonical name
         return await connect(
             self.bot.url,
             additional_headers=list(self.bot.headers),
@@ -261,9 +261,6 @@ class CallSession:
             ping_interval=20.0,
             ping_timeout=20.0,
         )
-
-    def _offers_v1(self) -> bool:
-        return self.bot.dialect not in ("twilio", "telnyx")
 
     def _on_bot_message(self, message: Message) -> None:
         dialect = self._bot_dialect
