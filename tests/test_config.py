@@ -25,7 +25,7 @@ from voxgate.config import (
 from voxgate.errors import ConfigError
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "CONFIG.md").read_text()
-SECTIONS = ["server", "bot", "call", "twilio", "telnyx", "log"]
+SECTIONS = ["server", "bot", "call", "twilio", "telnyx", "plivo", "log"]
 
 
 def load(tmp_path: Path, toml: str | None = None, **env: str) -> Config:
@@ -114,6 +114,25 @@ ENV_VECTORS = [  # (variable, text, section.key, value)
         "telnyx.api_base",
         "http://127.0.0.1:9998",
     ),
+    ("VOXGATE_METRICS_TOKEN", "m3tr1cs", "server.metrics_token", "m3tr1cs"),
+    ("VOXGATE_HANDSHAKE_TIMEOUT", "2.5", "server.handshake_timeout", 2.5),
+    ("VOXGATE_START_TIMEOUT", "1", "server.start_timeout", 1.0),
+    ("VOXGATE_MAX_PENDING", "7", "server.max_pending", 7),
+    ("VOXGATE_MAX_INBOUND_RATE", "1.5", "server.max_inbound_rate", 1.5),
+    (
+        "VOXGATE_BOT_ALLOW",
+        "bots.example.com, *.example.net\nwss://x.example.org/v/",
+        "bot.allow",
+        ("bots.example.com", "*.example.net", "wss://x.example.org/v/"),
+    ),
+    ("VOXGATE_BOT_PRIVATE_TARGETS", "Deny", "bot.private_targets", "deny"),
+    ("VOXGATE_MAX_QUEUED_AUDIO", "60", "call.max_queued_audio", 60.0),
+    ("VOXGATE_MAX_MARKS", "10", "call.max_marks", 10),
+    ("VOXGATE_MAX_MARK_NAME", "32", "call.max_mark_name", 32),
+    ("VOXGATE_MAX_TRANSCRIPT_BYTES", "0", "call.max_transcript_bytes", 0),
+    ("VOXGATE_PLIVO_AUTH_ID", "MA123", "plivo.auth_id", "MA123"),
+    ("VOXGATE_PLIVO_AUTH_TOKEN", "ptok", "plivo.auth_token", "ptok"),
+    ("VOXGATE_PLIVO_API_BASE", "http://127.0.0.1:9997", "plivo.api_base", "http://127.0.0.1:9997"),
     ("VOXGATE_LOG_LEVEL", "DEBUG", "log.level", "debug"),
     ("VOXGATE_LOG_FORMAT", "text", "log.format", "text"),
 ]

@@ -43,6 +43,7 @@ from voxgate.errors import ConfigError
 
 Dialect = Literal["voxgate.v1", "twilio", "telnyx"]
 Fallback = Literal["hangup", "apology"]
+PrivateTargets = Literal["auto", "allow", "deny"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["json", "text"]
 Headers = tuple[tuple[str, str], ...]
@@ -64,6 +65,11 @@ class ServerConfig:
     public_url: str = ""  # base URL carriers use (needed to check Twilio signatures)
     max_calls: int = 500
     drain_seconds: float = 0.0  # on SIGTERM/SIGINT, let calls under way finish for this long
+    metrics_token: str = ""  # asked of GET /metrics; "" = server.token when that is set
+    handshake_timeout: float = 5.0  # accept -> the WebSocket upgrade is complete and authorised
+    start_timeout: float = 5.0  # accept -> the carrier's start message
+    max_pending: int = 100  # connections that have not started a call yet
+    max_inbound_rate: float = 3.0  # carrier audio beyond this many times real time is dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,8 @@ class BotConfig:
     connect_timeout: float = 5.0
     reconnect_for: float = 10.0  # seconds of reconnect attempts after a drop; 0 = none
     fallback: Fallback = "hangup"  # what the caller gets when the bot cannot be reached
+    allow: tuple[str, ...] = ()  # patterns a per-call wss_url must match (empty: any)
+    private_targets: PrivateTargets = "auto"  # per-call bots on private addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,10 @@ class CallConfig:
 
     hangup_after_playout: bool = True  # a bot's hangup waits for queued audio
     max_hangup_wait: float = 10.0  # ... but no longer than this many seconds
+    max_queued_audio: float = 300.0  # seconds of the bot's audio queued for the caller
+    max_marks: int = 1000  # marks waiting to be played
+    max_mark_name: int = 256  # bytes of one mark's name
+    max_transcript_bytes: int = 262144  # transcript text kept per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +125,18 @@ class TelnyxConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PlivoConfig:
+    auth_id: str = ""
+    auth_token: str = ""
+    api_base: str = "https://api.plivo.com"
+
+    @property
+    def enabled(self) -> bool:
+        """Whether voxgate can use Plivo's REST API (hangup, transfer)."""
+        return bool(self.auth_id and self.auth_token)
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: LogLevel = "info"
     format: LogFormat = "json"
@@ -126,6 +150,7 @@ class Config:
     call: CallConfig = field(default_factory=CallConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
     telnyx: TelnyxConfig = field(default_factory=TelnyxConfig)
+    plivo: PlivoConfig = field(default_factory=PlivoConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def bot_for(self, called_number: str | None) -> BotConfig:
@@ -226,6 +251,15 @@ def _seconds(*, allow_zero: bool) -> Callable[[float], float]:
     return check
 
 
+def _at_least(low: float) -> Callable[[float], float]:
+    def check(value: float) -> float:
+        if value < low:
+            raise ConfigError(f"must be at least {low}, got {value}")
+        return value
+
+    return check
+
+
 def _one_of(*choices: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value.strip().lower() not in choices:
@@ -256,6 +290,15 @@ def _base_url(*schemes: str) -> Callable[[str], str]:
     return lambda value: checked(value).rstrip("/")
 
 
+def _patterns(value: str) -> tuple[str, ...]:
+    """Bot address patterns, one per line or separated by commas (see docs/CONFIG.md)."""
+    patterns = [item.strip() for item in re.split(r"[\n,]", value) if item.strip()]
+    for pattern in patterns:
+        if any(char.isspace() for char in pattern):
+            raise ConfigError(f"a bot address pattern holds a space: {pattern!r}")
+    return tuple(patterns)
+
+
 def _host(value: str) -> str:
     if not value.strip() or any(char.isspace() for char in value.strip()):
         raise ConfigError(f"must be a host name or address, got {value!r}")
@@ -284,6 +327,11 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "public_url": _Key(str, _base_url("https", "wss", "http", "ws")),
         "max_calls": _Key(int, _int_in(1)),
         "drain_seconds": _Key(float, _seconds(allow_zero=True)),
+        "metrics_token": _Key(str),
+        "handshake_timeout": _Key(float, _seconds(allow_zero=False)),
+        "start_timeout": _Key(float, _seconds(allow_zero=False)),
+        "max_pending": _Key(int, _int_in(1)),
+        "max_inbound_rate": _Key(float, _at_least(1.0)),
     },
     "bot": {
         "url": _Key(str, _url("ws", "wss")),
@@ -295,10 +343,16 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "connect_timeout": _Key(float, _seconds(allow_zero=False)),
         "reconnect_for": _Key(float, _seconds(allow_zero=True)),
         "fallback": _Key(str, _one_of(*get_args(Fallback))),
+        "allow": _Key(str, _patterns, lines=True),
+        "private_targets": _Key(str, _one_of(*get_args(PrivateTargets))),
     },
     "call": {
         "hangup_after_playout": _Key(bool),
         "max_hangup_wait": _Key(float, _seconds(allow_zero=True)),
+        "max_queued_audio": _Key(float, _seconds(allow_zero=False)),
+        "max_marks": _Key(int, _int_in(1)),
+        "max_mark_name": _Key(int, _int_in(1, 65536)),
+        "max_transcript_bytes": _Key(int, _int_in(0)),
     },
     "twilio": {
         "account_sid": _Key(str),
@@ -307,6 +361,11 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
     },
     "telnyx": {
         "api_key": _Key(str),
+        "api_base": _Key(str, _base_url("https", "http")),
+    },
+    "plivo": {
+        "auth_id": _Key(str),
+        "auth_token": _Key(str),
         "api_base": _Key(str, _base_url("https", "http")),
     },
     "log": {
@@ -321,6 +380,7 @@ _SECTION_CLASSES: Final[dict[str, type]] = {
     "call": CallConfig,
     "twilio": TwilioConfig,
     "telnyx": TelnyxConfig,
+    "plivo": PlivoConfig,
     "log": LogConfig,
 }
 
@@ -330,6 +390,7 @@ _ENV_PREFIXES: Final = {
     "call": "VOXGATE_",  # VOXGATE_HANGUP_AFTER_PLAYOUT, VOXGATE_MAX_HANGUP_WAIT
     "twilio": "VOXGATE_TWILIO_",
     "telnyx": "VOXGATE_TELNYX_",
+    "plivo": "VOXGATE_PLIVO_",
     "log": "VOXGATE_LOG_",
 }
 
