@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +20,10 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 import voxgate
+from voxgate import cli
+from voxgate.bots import echo as echo_bot
 from voxgate.cli import main
+from voxgate.config import load_config
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -264,3 +268,144 @@ def test_a_stop_signal_drains_the_calls_under_way_first() -> None:
         assert process.returncode in (0, -signal.SIGTERM)
 
     asyncio.run(scenario())
+
+
+# --- voxgate bot echo: every option also an environment variable ---------------------
+
+
+def test_help_describes_what_exists_not_the_planned_sip_leg() -> None:
+    done = _run("--help")
+    assert "SIP" not in done.stdout
+    assert "WebSocket" in done.stdout
+
+
+def _echo_help(capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main(["bot", "echo", "--help"])
+    assert exited.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_bot_echo_help_gives_every_option_a_text_and_its_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = _echo_help(capsys)
+    flags = set(re.findall(r"\[(--[a-z-]+)", shown.split(" options: ")[0])) - {"--help"}
+    assert flags == {"--" + name.replace("_", "-") for name in echo_bot.OPTIONS}
+    for name, (variable, _, description) in echo_bot.OPTIONS.items():
+        assert description
+        assert f"{description} (env: {variable}; default: " in shown, name
+        assert variable.startswith("ECHO_BOT_")
+
+
+@pytest.fixture
+def echo_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Each echo bot that ``main`` would have started, as its arguments (nothing listens)."""
+    runs: list[dict[str, object]] = []
+
+    async def run_echo(host: str, port: int, **options: object) -> None:
+        runs.append({"host": host, "port": port, **options})
+
+    for variable in (variable for variable, _, _ in echo_bot.OPTIONS.values()):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(echo_bot, "run_echo", run_echo)
+    monkeypatch.setattr(cli, "setup_logging", lambda level, format_: None)
+    return runs
+
+
+ECHO_ENV = {
+    "ECHO_BOT_HOST": "127.0.0.2",
+    "ECHO_BOT_PORT": "9123",
+    "ECHO_BOT_BINARY": "yes",
+    "ECHO_BOT_TRANSFER_TARGET": "+15550100999",
+}
+
+
+def test_bot_echo_defaults(echo_runs: list[dict[str, object]]) -> None:
+    assert main(["bot", "echo"]) == 0
+    assert echo_runs == [
+        {"host": "127.0.0.1", "port": 9000, "binary": False, "transfer_target": "+15550100000"}
+    ]
+
+
+def test_bot_echo_takes_every_option_from_the_environment(
+    echo_runs: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable, value in ECHO_ENV.items():
+        monkeypatch.setenv(variable, value)
+    assert main(["bot", "echo"]) == 0
+    assert echo_runs == [
+        {"host": "127.0.0.2", "port": 9123, "binary": True, "transfer_target": "+15550100999"}
+    ]
+
+
+def test_bot_echo_options_beat_the_environment(
+    echo_runs: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable, value in ECHO_ENV.items():
+        monkeypatch.setenv(variable, value)
+    argv = ["--host", "::1", "--port", "0", "--no-binary", "--transfer-target", "sip:a@b"]
+    assert main(["bot", "echo", *argv]) == 0
+    assert echo_runs == [{"host": "::1", "port": 0, "binary": False, "transfer_target": "sip:a@b"}]
+
+
+BAD_ECHO_ENV = [
+    ("ECHO_BOT_PORT", "nine", "must be a port number from 0 to 65535, got 'nine'"),
+    ("ECHO_BOT_PORT", "65536", "must be a port number from 0 to 65535, got '65536'"),
+    ("ECHO_BOT_BINARY", "maybe", "must be true/false/1/0/yes/no, got 'maybe'"),
+    ("ECHO_BOT_HOST", " ", "must not be empty"),
+    ("ECHO_BOT_TRANSFER_TARGET", "", "must not be empty"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_ECHO_ENV, ids=lambda case: f"{case[0]}={case[1]!r}")
+def test_bot_echo_refuses_a_bad_variable_with_status_2(
+    echo_runs: list[dict[str, object]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: tuple[str, str, str],
+) -> None:
+    variable, value, message = case
+    monkeypatch.setenv(variable, value)
+    assert main(["bot", "echo"]) == 2
+    assert capsys.readouterr().err == f"voxgate bot echo: error: {variable}: {message}\n"
+    assert echo_runs == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "-1"], "argument --port: must be a port number from 0 to 65535, got '-1'"),
+        (["--host", ""], "argument --host: must not be empty"),
+    ],
+)
+def test_bot_echo_refuses_a_bad_option_with_status_2(
+    echo_runs: list[dict[str, object]],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["bot", "echo", *argv])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"voxgate bot echo: error: {message}\n")
+    assert echo_runs == []
+
+
+def test_bot_echo_on_a_taken_port_is_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "voxgate", "bot", "echo", "--port", str(port)]
+        done = subprocess.run(
+            command, env=_clean_env(), capture_output=True, text=True, timeout=30, check=False
+        )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"voxgate bot echo: error: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in done.stderr
+
+
+def test_the_echo_bot_variables_do_not_trouble_serve() -> None:
+    """``voxgate serve`` refuses unknown VOXGATE_* variables; the echo bot's are not theirs."""
+    load_config(None, ECHO_ENV)

@@ -17,14 +17,14 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from voxgate import __version__
-from voxgate.bots.echo import run_echo
+from voxgate.bots import echo as echo_bot
 from voxgate.bridge.aio.server import serve
 from voxgate.config import load_config
 from voxgate.errors import ConfigError
 from voxgate.obs import setup_logging
 
 DESCRIPTION = (
-    "voxgate bridges telephone calls (SIP/RTP, Twilio and Telnyx media streams) "
+    "voxgate bridges telephone calls, streamed by a carrier over WebSocket, "
     "to AI voice bots over WebSocket."
 )
 
@@ -41,11 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bot = commands.add_parser("bot", help="run a sample bot")
     bots = bot.add_subparsers(dest="bot", metavar="BOT", required=True)
-    echo = bots.add_parser("echo", help="echo the caller's audio back (voxgate.v1)")
-    echo.add_argument("--host", default="127.0.0.1")
-    echo.add_argument("--port", type=int, default=9000)
-    echo.add_argument("--binary", action="store_true", help="prefer binary audio frames")
-    echo.add_argument("--transfer-target", default="+15550100000")
+    echo = bots.add_parser(
+        "echo",
+        help="echo the caller's audio back (voxgate.v1)",
+        description=(
+            "The sample echo bot as its own WebSocket server: it repeats what the caller "
+            "says, marks every second, hangs up on #, transfers on 0, clears on *. Each "
+            "option can also be set by its environment variable; the option wins."
+        ),
+    )
+    echo_bot.add_arguments(echo)
     return parser
 
 
@@ -73,18 +78,37 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"voxgate: {error}", file=sys.stderr)
         return 2
     setup_logging(config.log.level, config.log.format)
-    with contextlib.suppress(KeyboardInterrupt):
-        serve(config)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(config)
+    except ConfigError as error:  # the port is taken, the address cannot be had
+        print(f"voxgate: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _echo(args: argparse.Namespace) -> int:
+    try:
+        options = echo_bot.options_from(args, os.environ)
+    except ValueError as error:
+        print(f"voxgate bot echo: error: {error}", file=sys.stderr)
+        return 2
     setup_logging("info", "text")
-    coroutine = run_echo(
-        args.host, args.port, binary=args.binary, transfer_target=args.transfer_target
+    coroutine = echo_bot.run_echo(
+        options.host,
+        options.port,
+        binary=options.binary,
+        transfer_target=options.transfer_target,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        run_fast(coroutine)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_fast(coroutine)
+    except OSError as error:  # the port is taken, the host is not an address of this machine
+        print(
+            f"voxgate bot echo: error: cannot listen on {options.host}:{options.port}: {error}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -40,8 +40,9 @@ What this bot does:
 - on ``stop`` closes the socket normally (code 1000);
 - logs and ignores anything it does not understand (bad JSON, unknown types).
 
-Run it: ``python -m voxgate.bots.echo --port 9000`` and point voxgate's
-``bot.url`` at ``ws://127.0.0.1:9000``.
+Run it: ``python -m voxgate.bots.echo --port 9000`` (or ``voxgate bot echo``;
+``--help`` lists the options, each also an ``ECHO_BOT_*`` environment variable)
+and point voxgate's ``bot.url`` at ``ws://127.0.0.1:9000``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -243,19 +246,120 @@ def _addresses(server: Server) -> str:
     return ", ".join(str(sock.getsockname()[:2]) for sock in server.sockets)
 
 
+# --- the command line: every option also an environment variable ----------------------
+
+
+@dataclass(frozen=True)
+class EchoOptions:
+    """How to run the echo bot; the defaults are those of ``voxgate bot echo``."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    binary: bool = False
+    transfer_target: str = DEFAULT_TRANSFER_TARGET
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text.strip())
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError(f"must be a port number from 0 to 65535, got {text!r}")
+    return port
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return _BOOLEANS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"must be true/false/1/0/yes/no, got {text!r}") from None
+
+
+# option: (environment variable, parser of its text, help)
+OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "host": ("ECHO_BOT_HOST", _text, "address to listen on"),
+    "port": ("ECHO_BOT_PORT", _port, "port to listen on, 0 for any free port"),
+    "binary": ("ECHO_BOT_BINARY", _boolean, "prefer binary audio frames (voxgate.v1.binary)"),
+    "transfer_target": (
+        "ECHO_BOT_TRANSFER_TARGET",
+        _text,
+        "where the call is transferred when the caller presses 0",
+    ),
+}
+
+
+def _for_argparse(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the echo bot's options to ``parser``; read them back with :func:`options_from`."""
+    defaults = EchoOptions()
+    for name, (variable, parse, description) in OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        shown = ("yes" if default else "no") if isinstance(default, bool) else default
+        text = f"{description} (env: {variable}; default: {shown})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
+        else:
+            parser.add_argument(flag, type=_for_argparse(parse), help=text)
+
+
+def options_from(args: argparse.Namespace, env: Mapping[str, str]) -> EchoOptions:
+    """The options: the command line's, else the environment's, else the defaults.
+
+    A bad environment value raises ``ValueError`` naming the variable.
+    """
+    chosen: dict[str, Any] = {}
+    for name, (variable, parse, _) in OPTIONS.items():
+        value = getattr(args, name, None)
+        if value is None and variable in env:
+            try:
+                value = parse(env[variable])
+            except ValueError as error:
+                raise ValueError(f"{variable}: {error}") from None
+        if value is not None:
+            chosen[name] = value
+    return EchoOptions(**chosen)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="voxgate.v1 echo bot")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--binary", action="store_true", help="prefer binary audio frames")
-    parser.add_argument("--transfer-target", default=DEFAULT_TRANSFER_TARGET)
+    add_arguments(parser)
     args = parser.parse_args(argv)
+    try:
+        options = options_from(args, os.environ)
+    except ValueError as error:
+        parser.error(str(error))  # exits with status 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     coroutine = run_echo(
-        args.host, args.port, binary=args.binary, transfer_target=args.transfer_target
+        options.host,
+        options.port,
+        binary=options.binary,
+        transfer_target=options.transfer_target,
     )
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the bot quietly
-        asyncio.run(coroutine)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the bot quietly
+            asyncio.run(coroutine)
+    except OSError as error:  # the port is taken, the host is not an address of this machine
+        parser.exit(1, f"cannot listen on {options.host}:{options.port}: {error}\n")
 
 
 if __name__ == "__main__":
