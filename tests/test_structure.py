@@ -1,8 +1,9 @@
-"""The layout rules of ../shared/DESIGN.md, enforced."""
+"""The layout rules (README "Layout", docs/ARCHITECTURE.md), enforced."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,31 @@ def test_every_error_is_a_voxgate_error() -> None:
     ]
     assert len(classes) > 1
     assert all(issubclass(cls, errors.VoxgateError) for cls in classes)
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_LINK = re.compile(r"\]\(([^)\s]+)\)")  # a Markdown link's target
+_UP = re.compile(r"(?:\.\./)+[\w.-][\w./-]*")  # a relative path that climbs
+
+
+def _doc_references(doc: Path) -> list[str]:
+    text = doc.read_text()
+    links = [
+        target.split("#")[0]
+        for target in _LINK.findall(text)
+        if not target.startswith(("http://", "https://", "mailto:", "#"))
+    ]
+    return [*links, *_UP.findall(text)]
+
+
+def test_there_are_docs_to_check() -> None:
+    assert {"README.md", "ARCHITECTURE.md", "PROTOCOL.md", "CONFIG.md"} <= {d.name for d in DOCS}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_docs_point_only_inside_the_repository(doc: Path) -> None:
+    """The docs stand alone: every relative link or path exists in the repository."""
+    for reference in _doc_references(doc):
+        target = (doc.parent / reference).resolve()
+        assert target.is_relative_to(ROOT), f"{reference} points outside the repository"
+        assert target.exists(), f"{reference} does not exist"
