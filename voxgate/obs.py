@@ -1,28 +1,74 @@
 """Operability: structured logs with the call id on every line about a call, and counters.
 
 Logs go to stderr, one JSON object per line by default (``log.format =
-"text"`` for people at a terminal). Any ``extra={"call_id": ...}`` given to a
-logging call becomes a field, so every line about a call can be found by its
-id. Counters are process-wide and rendered in Prometheus' text format at
-``GET /metrics``; every error path increments one.
+"text"`` for people at a terminal), each with an ISO 8601 UTC timestamp to the
+millisecond. Any ``extra={"call_id": ...}`` given to a logging call becomes a
+field, so every line about a call can be found by its id.
+
+No secret reaches a line: every field is passed through
+:func:`voxgate.redact.scrub` as it is formatted, and a filter on the handler
+(:class:`ProtocolLogFilter`) drops uvicorn's per-connection lines (they carry
+the request's query string, where carriers put the stream token) and hides
+header values in the WebSocket libraries' debug lines. Terminal colours
+(uvicorn's ``color_message``, any ANSI escape) never reach a line, and
+control characters in a text line are escaped so one message is one line.
+
+Counters are process-wide and rendered in Prometheus' text format at
+``GET /metrics``; every error path increments one. Label values come from
+fixed sets: :meth:`Metrics.count` turns anything else into ``other``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
+import time
 from collections import Counter, deque
 from typing import Final
 
 import numpy as np
 
+from voxgate.redact import redact_headers, redact_url, scrub
+
 RESERVOIR: Final = 50_000  # latest observations kept per summary
+MAX_SERIES: Final = 1_000  # label sets per counter; beyond it, every label value is "other"
+OTHER: Final = "other"
 
 _STANDARD_ATTRIBUTES: Final = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
 )
+_ESCAPE: Final = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b")  # ANSI CSI sequences, lone ESC
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def iso_timestamp(created: float) -> str:
+    """``2026-12-01T11:28:01.123Z``: ISO 8601 (RFC 3339 section 5.6), UTC, milliseconds."""
+    seconds = int(created)
+    millis = min(int((created - seconds) * 1000), 999)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def _uncoloured(text: str) -> str:
+    return _ESCAPE.sub("", text) if "\x1b" in text else text
+
+
+def _extras(record: logging.LogRecord) -> dict[str, str | int | float | bool | None]:
+    """The record's extra fields, scrubbed; values holding escape sequences are dropped."""
+    extras: dict[str, str | int | float | bool | None] = {}
+    for key, value in vars(record).items():
+        if key in _STANDARD_ATTRIBUTES or key.startswith("_"):
+            continue
+        if value is None or isinstance(value, bool | int | float):
+            extras[key] = value
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if "\x1b" not in text:
+            extras[key] = scrub(text)
+    return extras
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,42 +76,165 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": round(record.created, 3),
+            "ts": iso_timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": scrub(_uncoloured(record.getMessage())),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                entry[key] = value
+        entry.update(_extras(record))
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = scrub(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = scrub(self.formatStack(record.stack_info))
         return json.dumps(entry, default=str)
 
 
 class TextFormatter(logging.Formatter):
+    """``<ts> <level> <logger>: [<call id>] <message> key=value...``, one line per record.
+
+    Control characters in the message and fields are escaped (a newline in a
+    peer's text cannot start a line that looks like another record); only a
+    traceback spans several lines.
+    """
+
     def format(self, record: logging.LogRecord) -> str:
-        call = getattr(record, "call_id", None)
+        extras = _extras(record)
+        call = extras.pop("call_id", None)
         prefix = f"[{call}] " if call else ""
-        line = f"{record.levelname.lower():7} {record.name}: {prefix}{record.getMessage()}"
+        fields = "".join(f" {key}={_field(value)}" for key, value in extras.items())
+        message = _one_line(_uncoloured(record.getMessage()))
+        line = (
+            f"{iso_timestamp(record.created)} {record.levelname.lower():7} {record.name}: "
+            f"{prefix}{message}{fields}"
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return scrub(line)
+
+
+def _one_line(text: str) -> str:
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def _field(value: object) -> str:
+    text = _one_line(str(value))
+    return json.dumps(text) if (not text or " " in text or '"' in text) else text
+
+
+# uvicorn's per-connection lines, whose second argument is the path with its query string.
+_UVICORN_CONNECTION_LINES: Final = frozenset(
+    {
+        '%s - "WebSocket %s" [accepted]',
+        '%s - "WebSocket %s" 403',
+        '%s - "WebSocket %s" %d',
+        "connection open",
+        "connection closed",
+    }
+)
+_HEADER_LINES: Final = frozenset({"> %s: %s", "< %s: %s"})  # the websockets library, debug
+_REQUEST_LINES: Final = frozenset({"> GET %s HTTP/1.1", "< GET %s HTTP/1.1"})
+_ACCESS_LINE: Final = '%s - "%s %s HTTP/%s" %d'  # uvicorn.access (off in voxgate serve)
+_SHOWN_HEADERS: Final = (  # protocol mechanics, shown at debug level
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "user-agent",
+    "server",
+    "date",
+    "content-length",
+    "content-type",
+)
+
+
+class ProtocolLogFilter(logging.Filter):
+    """Drops uvicorn's per-connection lines; hides header values and query secrets.
+
+    uvicorn logs ``'<client> - "WebSocket <path?query>" [accepted]'`` (logger
+    ``uvicorn.error``) for every stream, with the ``?token=`` a carrier may
+    present: voxgate logs its own line with the call id instead. At debug
+    level the websockets library logs every handshake header (``>
+    Authorization: Bearer ...``) and the request path: values are hidden
+    there, but for the handshake's own headers.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str):
+            return True
+        if record.msg in _UVICORN_CONNECTION_LINES and record.name.startswith("uvicorn"):
+            return False
+        args = record.args
+        if isinstance(args, tuple):
+            if record.msg in _HEADER_LINES and len(args) == 2:
+                name = str(args[0])
+                record.args = redact_headers([(name, str(args[1]))], keep=_SHOWN_HEADERS)[0]
+            elif record.msg in _REQUEST_LINES and len(args) == 1:
+                record.args = (redact_url(str(args[0])),)
+            elif record.msg == _ACCESS_LINE and len(args) == 5:
+                record.args = (*args[:2], redact_url(str(args[2])), *args[3:])
+        return True
 
 
 def setup_logging(level: str = "info", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ProtocolLogFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
 
 
+def safe_reason(text: str, limit: int = 123) -> str:
+    """A WebSocket close reason: one line, no secret, at most ``limit`` UTF-8 bytes.
+
+    RFC 6455 section 5.5: a control frame's payload is at most 125 bytes, two
+    of which are the close code (section 5.5.1), so a reason has 123. The cut
+    falls on a character boundary, never inside a multi-byte character.
+    """
+    line = " ".join(_CONTROL.sub(" ", scrub(text)).split())
+    encoded = line.encode("utf-8", "replace")
+    if len(encoded) <= limit:
+        return encoded.decode("utf-8")
+    return encoded[: max(limit, 0)].decode("utf-8", "ignore")
+
+
+_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,99}")  # metric and label names (code constants)
+_LABEL_VALUE: Final = re.compile(r"[a-z0-9_]{1,64}")
+_Labels = tuple[tuple[str, str], ...]
+
+
+def label_value(value: object) -> str:
+    """``value`` if it is a plain label value (``[a-z0-9_]{1,64}``), else ``"other"``.
+
+    Label values must come from fixed sets (reasons, codes, carrier names): a
+    peer's free text would grow the series without bound, and a newline or a
+    quote in it could forge lines of the exposition format.
+    """
+    return value if isinstance(value, str) and _LABEL_VALUE.fullmatch(value) else OTHER
+
+
+def _checked_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"not a metric or label name: {name[:40]!r}")
+    return name
+
+
 class Metrics:
-    """Named counters with optional labels, safe to bump from any thread."""
+    """Named counters with optional labels, safe to bump from any thread.
+
+    Label values outside ``[a-z0-9_]{1,64}`` are counted as ``other``, and so
+    are all the labels of a counter's series beyond :data:`MAX_SERIES`.
+    """
 
     def __init__(self) -> None:
-        self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+        self._counts: Counter[tuple[str, _Labels]] = Counter()
+        self._series: Counter[str] = Counter()  # label sets seen per counter
         self._lock = threading.Lock()
         self.gauges: dict[str, float] = {}
         self._observed: dict[str, deque[float]] = {}
@@ -74,7 +243,7 @@ class Metrics:
         """Record one observation of a summary (kept in a bounded reservoir)."""
         reservoir = self._observed.get(name)
         if reservoir is None:
-            reservoir = self._observed.setdefault(name, deque(maxlen=RESERVOIR))
+            reservoir = self._observed.setdefault(_checked_name(name), deque(maxlen=RESERVOIR))
         reservoir.append(value)
 
     def quantiles(self, name: str, *qs: float) -> list[float]:
@@ -87,16 +256,23 @@ class Metrics:
         """Forget everything counted and observed (a fresh process, for tests)."""
         with self._lock:
             self._counts.clear()
+            self._series.clear()
         self._observed.clear()
         self.gauges.clear()
 
     def count(self, name: str, amount: int = 1, **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
+        key = (name, _labels(labels))
         with self._lock:
+            if key not in self._counts:
+                if self._series[name] >= MAX_SERIES:
+                    key = (name, tuple((label, OTHER) for label, _ in key[1]))
+                if key not in self._counts:
+                    _checked_name(name)
+                    self._series[name] += 1
             self._counts[key] += amount
 
     def value(self, name: str, **labels: str) -> int:
-        return self._counts[(name, tuple(sorted(labels.items())))]
+        return self._counts.get((name, _labels(labels)), 0)
 
     def total(self, name: str) -> int:
         return sum(count for (metric, _), count in self._counts.items() if metric == name)
@@ -121,9 +297,15 @@ class Metrics:
                 lines.append(f'voxgate_{name}{{quantile="{q}"}} {value:.6f}')
             lines.append(f"voxgate_{name}_count {len(self._observed[name])}")
         for name, value in sorted(self.gauges.items()):
+            if not _NAME.fullmatch(name):
+                continue
             lines.append(f"# TYPE voxgate_{name} gauge")
             lines.append(f"voxgate_{name} {value}")
         return "\n".join(lines) + "\n"
+
+
+def _labels(labels: dict[str, str]) -> _Labels:
+    return tuple(sorted((_checked_name(key), label_value(value)) for key, value in labels.items()))
 
 
 def _escape(value: str) -> str:
