@@ -279,6 +279,17 @@ def test_help_describes_what_exists_not_the_planned_sip_leg() -> None:
     assert "WebSocket" in done.stdout
 
 
+def test_serve_help_names_the_variables_behind_its_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--help"])
+    assert exited.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for variable in ("VOXGATE_CONFIG", "VOXGATE_HOST", "VOXGATE_PORT"):
+        assert f"(env: {variable})" in shown
+
+
 def _echo_help(capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit) as exited:
         main(["bot", "echo", "--help"])

@@ -34,10 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"voxgate {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the bridge")
-    serve.add_argument("--config", help="TOML configuration file (also VOXGATE_CONFIG)")
-    serve.add_argument("--host", help="listen address (overrides server.host)")
-    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the bridge",
+        description=(
+            "Run the bridge. Settings come from the TOML file, VOXGATE_* environment "
+            "variables and these options, each overriding the one before (docs/CONFIG.md)."
+        ),
+    )
+    serve.add_argument("--config", help="TOML configuration file (env: VOXGATE_CONFIG)")
+    serve.add_argument("--host", help="address to listen on, server.host (env: VOXGATE_HOST)")
+    serve.add_argument(
+        "--port", type=int, help="port to listen on, server.port (env: VOXGATE_PORT)"
+    )
 
     bot = commands.add_parser("bot", help="run a sample bot")
     bots = bot.add_subparsers(dest="bot", metavar="BOT", required=True)
