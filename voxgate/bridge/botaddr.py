@@ -57,6 +57,11 @@ _V4: Final = (
     ("multicast", ipaddress.ip_network("224.0.0.0/4")),
     ("broadcast", ipaddress.ip_network("255.255.255.255/32")),
     ("reserved", ipaddress.ip_network("240.0.0.0/4")),
+    ("IETF protocol assignments (RFC 6890)", ipaddress.ip_network("192.0.0.0/24")),
+    ("documentation (RFC 5737)", ipaddress.ip_network("192.0.2.0/24")),
+    ("documentation (RFC 5737)", ipaddress.ip_network("198.51.100.0/24")),
+    ("documentation (RFC 5737)", ipaddress.ip_network("203.0.113.0/24")),
+    ("benchmarking (RFC 2544)", ipaddress.ip_network("198.18.0.0/15")),
 )
 _V6: Final = (
     ("unspecified", ipaddress.ip_network("::/128")),
@@ -66,6 +71,8 @@ _V6: Final = (
     ("site-local (deprecated)", ipaddress.ip_network("fec0::/10")),
     ("multicast", ipaddress.ip_network("ff00::/8")),
     ("NAT64 local-use (RFC 8215)", ipaddress.ip_network("64:ff9b:1::/48")),
+    ("documentation (RFC 3849)", ipaddress.ip_network("2001:db8::/32")),
+    ("discard-only (RFC 6666)", ipaddress.ip_network("100::/64")),
 )
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 section 2.1
 _CONTROL_OR_SPACE: Final = re.compile(r"[\s\x00-\x1f\x7f]")
