@@ -183,9 +183,9 @@ _PARAMETER: Final = re.compile(
 )
 _HEADER: Final = re.compile(
     r"(?i)(?<![\w-])(?=[\w-]*?(?:" + _SECRET_WORD + r"|header))"
-    r"([\w-]++)([\"']?[ \t]*:[ \t]*[\"']?)(?!\*\*\*)([^\r\n\"'\\]+)"
+    r"([\w-]++)([\"']?+[ \t]*+:[ \t]*+[\"']?+)(?!\*\*\*)([^\r\n\"'\\]+)"
 )
-_CREDENTIAL: Final = re.compile(r"(?i)(?<![\w-])(bearer|basic)[ \t]+(?!\*\*\*)[\w.~+/=-]+")
+_CREDENTIAL: Final = re.compile(r"(?i)(?<![\w-])(bearer|basic)[ \t]++(?!\*\*\*)[\w.~+/=-]+")
 _HINTS: Final = (*_SECRET_PARTS, "header", "bearer", "basic", "pass=", "pw=", "sig=")
 
 
