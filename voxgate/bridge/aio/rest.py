@@ -1,8 +1,10 @@
 """Carrying out carrier REST actions (hangup, transfer) with httpx.
 
-The requests themselves are built, sans-I/O, by :mod:`voxgate.bridge.carriers.rest`
-(Twilio's "Update a Call", Telnyx's Call Control actions); this module only
-sends them and turns the answer into "done" or a reason it failed.
+The requests themselves are built, sans-I/O, by the carrier's registry entry
+(:mod:`voxgate.bridge.carriers.registry`, with :mod:`voxgate.bridge.carriers.rest`);
+this module only sends them and turns the answer into "done" or a reason it
+failed. A request that cannot be built (a carrier that cannot transfer, an
+empty target) is a failure too, never an exception.
 """
 
 from __future__ import annotations
@@ -13,35 +15,33 @@ import httpx
 
 from voxgate.bridge.call_api import CarrierHangup, CarrierTransfer
 from voxgate.bridge.carriers import rest
-from voxgate.config import TelnyxConfig, TwilioConfig
+from voxgate.bridge.carriers.registry import CarrierSpec
+from voxgate.config import Config
+from voxgate.errors import ConfigError, ProtocolError
 
 TIMEOUT = httpx.Timeout(5.0)
 
 
 @dataclass(frozen=True, slots=True)
 class CarrierRest:
-    """The credentials and client that act on one carrier's calls."""
+    """The credentials and client that act on one call of one carrier."""
 
-    carrier: str
-    call_id: str  # Twilio CallSid, Telnyx call_control_id
+    carrier: CarrierSpec
+    config: Config
+    call_id: str  # the carrier's REST id: Twilio CallSid, Telnyx call_control_id, Plivo callId
     client: httpx.AsyncClient
-    twilio: TwilioConfig | None = None
-    telnyx: TelnyxConfig | None = None
 
     def request(self, action: CarrierHangup | CarrierTransfer) -> rest.HttpRequest:
-        if self.twilio is not None:
-            sid, token, base = self.twilio.account_sid, self.twilio.auth_token, self.twilio.api_base
-            if isinstance(action, CarrierTransfer):
-                return rest.twilio_transfer(sid, token, self.call_id, action.target, api_base=base)
-            return rest.twilio_hangup(sid, token, self.call_id, api_base=base)
-        assert self.telnyx is not None
-        key, base = self.telnyx.api_key, self.telnyx.api_base
-        if isinstance(action, CarrierTransfer):
-            return rest.telnyx_transfer(key, self.call_id, action.target, api_base=base)
-        return rest.telnyx_hangup(key, self.call_id, api_base=base)
+        """The request for ``action``; raises ProtocolError or ConfigError if there is none."""
+        return self.carrier.rest_request(self.config, self.call_id, action)
 
     async def __call__(self, action: CarrierHangup | CarrierTransfer) -> str | None:
-        request = self.request(action)
+        """None once the carrier has done ``action``, else why it was not done."""
+        name = self.carrier.name
+        try:
+            request = self.request(action)
+        except (ProtocolError, ConfigError) as error:
+            return f"{name} cannot do this: {error}"
         try:
             response = await self.client.request(
                 request.method,
@@ -51,7 +51,7 @@ class CarrierRest:
                 timeout=TIMEOUT,
             )
         except httpx.HTTPError as error:
-            return f"{self.carrier} API unreachable: {error!r}"
+            return f"{name} API unreachable: {error!r}"
         if response.is_success:
             return None
-        return f"{self.carrier} API answered {response.status_code}: {response.text[:200]}"
+        return f"{name} API answered {response.status_code}: {response.text[:200]}"

@@ -1,12 +1,14 @@
-"""What the Twilio and Telnyx media-stream dialects share (sans-I/O).
+"""What the carriers' media-stream dialects share (Twilio, Telnyx, Plivo; sans-I/O).
 
 Theory of operation
 -------------------
-Both carriers speak the same kind of stream over a WebSocket of JSON text
-messages named by ``event``; only field names and a few message shapes
-differ. :class:`CarrierDialect` holds the common part, a subclass the
-carrier's names (class attributes) and shapes (the ``_read_start``,
-``_start_body``... hooks). One instance per stream; its state::
+The carriers speak the same kind of stream over a WebSocket of JSON text
+messages named by ``event``; only message names, field names and a few
+message shapes differ. :class:`CarrierDialect` holds the common part, a
+subclass the carrier's names (class attributes: the messages' names such as
+``media``/``playAudio``, ``mark``/``checkpoint``, ``clear``/``clearAudio``,
+and the fields') and shapes (the ``_read_start``, ``_start_body``,
+``_mark_body``... hooks). One instance per stream; its state::
 
     NEW --connected--> CONNECTED --start--> STARTED --stop--> (nothing follows)
      `-------------------start---------------^
@@ -25,12 +27,26 @@ As the telephony side the instance numbers what it sends as the carriers
 do: ``connected`` unnumbered, ``start`` ``"1"``, then each message the next;
 media ``chunk`` from 1 per track and ``timestamp`` the milliseconds of audio
 already sent on that track (from the byte count and the media format) unless
-the event carries ``timestamp_ms``. Numbers travel as decimal strings and are
-parsed to ``int`` (JSON integers too) for the call to restore order.
+the event carries ``timestamp_ms``. Numbers travel as decimal strings (JSON
+numbers for a carrier with :attr:`~CarrierDialect.numbers_as_text` false) and
+are parsed to ``int`` (either form) for the call to restore order.
+
+A media ``timestamp`` is advisory: one that is not a whole number of
+milliseconds within ``0..max_timestamp_ms`` (negative, 10**30, a fraction,
+not a number) reaches the call as absent (``None``) and the audio still
+goes through; the call then derives the frame's time itself. The bound is
+the carrier's clock: :data:`MAX_STREAM_MS` (30 days) for a clock that counts
+from the stream's start, thirty times the longest stream the carriers
+allow (24 hours); :data:`MAX_JSON_INTEGER` for a wall clock in Unix
+milliseconds (Plivo), the largest integer a JSON number holds exactly
+(RFC 8259 section 6), so a bot reading it as a double gets it exactly.
+Chunk and sequence numbers are not bounded here: the call's reorderer
+resynchronises on jumps.
 """
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +75,11 @@ _Event = TypeVar("_Event", UpstreamEvent, DownstreamEvent)
 
 CLOSE_POLICY_VIOLATION: Final = 1008  # RFC 6455 section 7.4.1
 CLOSE_UNSUPPORTED_DATA: Final = 1003  # RFC 6455 section 7.4.1
+MAX_STREAM_MS: Final = 30 * 24 * 3600 * 1000
+"""Largest media timestamp on a clock that starts with the stream (30 days)."""
+MAX_JSON_INTEGER: Final = 2**53 - 1
+"""Largest integer a JSON number holds exactly (RFC 8259 section 6): the bound of a wall clock."""
+_TIMESTAMP: Final = re.compile(r"-?[0-9]{1,30}")  # longer is out of any range anyway
 
 
 @dataclass
@@ -103,6 +124,18 @@ class CarrierDialect(ABC):
     encodings: ClassVar[Mapping[Encoding, str]]  # what the carrier carries, by its wire name
     carries: ClassVar[str]  # the same, in words, for errors
     names_stream_downstream: ClassVar[bool]  # whether the app side puts the stream id on messages
+    # The messages' names. Upstream (carrier -> application):
+    connected_event: ClassVar[str | None] = "connected"  # None: the carrier sends no hello
+    media_event: ClassVar[str] = "media"
+    dtmf_event: ClassVar[str] = "dtmf"
+    played_event: ClassVar[str] = "mark"  # a mark echoed once the audio before it has played
+    stop_event: ClassVar[str] = "stop"
+    # Downstream (application -> carrier):
+    audio_event: ClassVar[str] = "media"
+    mark_event: ClassVar[str] = "mark"
+    clear_event: ClassVar[str] = "clear"
+    numbers_as_text: ClassVar[bool] = True  # sequence and chunk numbers sent as decimal strings
+    max_timestamp_ms: ClassVar[int] = MAX_STREAM_MS  # see the module docstring
 
     def __init__(self) -> None:
         self.stream_id: str | None = None
@@ -111,17 +144,18 @@ class CarrierDialect(ABC):
         self.media_format: AudioFormat = PCMU_8K
         self._counters = OutgoingCounters()
         self._upstream: dict[str, Callable[[Fields], UpstreamEvent]] = {
-            "connected": self._parse_connected,
             "start": self._parse_start,
-            "media": self._parse_media,
-            "dtmf": self._parse_dtmf,
-            "mark": self._parse_mark,
-            "stop": self._parse_stop,
+            self.media_event: self._parse_media,
+            self.dtmf_event: self._parse_dtmf,
+            self.played_event: self._parse_mark,
+            self.stop_event: self._parse_stop,
         }
+        if self.connected_event is not None:
+            self._upstream[self.connected_event] = self._parse_connected
         self._downstream: dict[str, Callable[[Fields], DownstreamEvent]] = {
-            "media": self._parse_audio,
-            "mark": self._parse_mark_request,
-            "clear": self._parse_clear,
+            self.audio_event: self._parse_audio,
+            self.mark_event: self._parse_mark_request,
+            self.clear_event: self._parse_clear,
         }
         self._encodings = {wire.lower(): encoding for encoding, wire in self.encodings.items()}
 
@@ -136,7 +170,9 @@ class CarrierDialect(ABC):
         ...
 
     @abstractmethod
-    def _connected_wire(self, event: StreamConnected) -> JsonObject: ...
+    def _connected_wire(self, event: StreamConnected) -> JsonObject | None:
+        """The carrier's hello; None if it sends none."""
+        ...
 
     @abstractmethod
     def _start_body(self, event: StreamStarted, media_format: JsonObject) -> JsonObject:
@@ -147,12 +183,35 @@ class CarrierDialect(ABC):
     def _dtmf_body(self, event: DtmfReceived) -> JsonObject: ...
 
     @abstractmethod
-    def _stop_body(self) -> JsonObject: ...
+    def _stop_body(self) -> JsonObject | None:
+        """The ``stop`` member of a stop message; None for a stop without one."""
+        ...
 
     @abstractmethod
     def _error_wire(self, event: ErrorReported) -> JsonObject | None:
         """The carrier's error message; None if it sends none."""
         ...
+
+    def _audio_body(self, payload: bytes) -> JsonObject:
+        """The members of a downstream audio message besides ``event`` and the stream id."""
+        return {"media": {"payload": encode_audio(payload)}}
+
+    def _mark_body(self, name: str) -> JsonObject:
+        """The members naming a mark, both ways (a mark to play and a played mark)."""
+        return {"mark": {"name": name}}
+
+    def _mark_name(self, message: Fields) -> str:
+        """The name in a mark message, either way."""
+        return message.object("mark").text("name")
+
+    def _media_body(self, event: MediaReceived, chunk: int, timestamp: int) -> JsonObject:
+        """The ``media`` member the telephony side sends."""
+        return {
+            "track": event.track,
+            "chunk": str(chunk),
+            "timestamp": str(timestamp),
+            "payload": encode_audio(event.payload),
+        }
 
     # --- application side: voxgate facing the carrier ------------------------------------
 
@@ -162,12 +221,13 @@ class CarrierDialect(ABC):
 
     def format_downstream(self, event: DownstreamEvent) -> Message | None:
         """The message for the carrier; ``None`` for hangup, transfer, DTMF and transcripts."""
+        body: JsonObject
         if isinstance(event, AudioSent):
-            kind, body = "media", {"media": {"payload": encode_audio(event.payload)}}
+            kind, body = self.audio_event, self._audio_body(event.payload)
         elif isinstance(event, MarkRequested):
-            kind, body = "mark", {"mark": {"name": event.name}}
+            kind, body = self.mark_event, self._mark_body(event.name)
         elif isinstance(event, ClearRequested):
-            kind, body = "clear", {}
+            kind, body = self.clear_event, {}
         else:
             return None  # a REST call (carriers.rest) or nothing at all
         if self.stream_id is None:
@@ -181,7 +241,8 @@ class CarrierDialect(ABC):
     def format_upstream(self, event: UpstreamEvent) -> Message | None:
         """What the carrier would send for ``event`` (None: it sends nothing for it)."""
         if isinstance(event, StreamConnected):
-            return _dump(self._connected_wire(event))
+            connected = self._connected_wire(event)
+            return None if connected is None else _dump(connected)
         if isinstance(event, StreamStarted):
             return _dump(self._start_wire(event))
         if isinstance(event, ErrorReported):
@@ -189,27 +250,31 @@ class CarrierDialect(ABC):
             return None if error is None else _dump(error)
         if self.stream_id is None:
             raise self._not_started(type(event).__name__)
-        wire: JsonObject = {"event": "", self.sequence_key: str(self._counters.next_sequence())}
+        wire: JsonObject = {
+            "event": "",
+            self.sequence_key: self._number(self._counters.next_sequence()),
+        }
         if isinstance(event, MediaReceived):
             chunk, timestamp = self._counters.next_media(event, self.media_format)
-            wire["event"] = "media"
-            wire["media"] = {
-                "track": event.track,
-                "chunk": str(chunk),
-                "timestamp": str(timestamp),
-                "payload": encode_audio(event.payload),
-            }
+            wire["event"] = self.media_event
+            wire["media"] = self._media_body(event, chunk, timestamp)
         elif isinstance(event, DtmfReceived):
-            wire["event"] = "dtmf"
+            wire["event"] = self.dtmf_event
             wire["dtmf"] = self._dtmf_body(event)
         elif isinstance(event, MarkPlayed):
-            wire["event"] = "mark"
-            wire["mark"] = {"name": event.name}
+            wire["event"] = self.played_event
+            wire.update(self._mark_body(event.name))
         else:
-            wire["event"] = "stop"
-            wire["stop"] = self._stop_body()
+            wire["event"] = self.stop_event
+            stop = self._stop_body()
+            if stop is not None:
+                wire["stop"] = stop
         wire[self.stream_key] = self.stream_id
         return _dump(wire)
+
+    def _number(self, value: int) -> str | int:
+        """A sequence or chunk number as the carrier writes it."""
+        return str(value) if self.numbers_as_text else value
 
     def parse_downstream(self, message: Message) -> DownstreamEvent:
         """The event in a message a bot speaking this dialect sent (media, mark or clear)."""
@@ -277,9 +342,18 @@ class CarrierDialect(ABC):
             payload=media.audio("payload", self.media_format),
             sequence=message.optional_counter(self.sequence_key),
             chunk=media.optional_counter("chunk"),
-            timestamp_ms=media.optional_counter("timestamp"),
+            timestamp_ms=self._timestamp(media),
             track=media.optional_text("track") or "inbound",
         )
+
+    def _timestamp(self, media: Fields) -> int | None:
+        """The media timestamp, or None when absent or unusable (see the module docstring)."""
+        value = media.data.get("timestamp")
+        if isinstance(value, str) and _TIMESTAMP.fullmatch(value):
+            value = int(value)
+        if type(value) is not int or not 0 <= value <= self.max_timestamp_ms:
+            return None
+        return value
 
     def _parse_dtmf(self, message: Fields) -> DtmfReceived:
         self._require_stream(message, "dtmf")
@@ -287,7 +361,7 @@ class CarrierDialect(ABC):
 
     def _parse_mark(self, message: Fields) -> MarkPlayed:
         self._require_stream(message, "mark")
-        return MarkPlayed(message.object("mark").text("name"))
+        return MarkPlayed(self._mark_name(message))
 
     def _parse_stop(self, message: Fields) -> StreamStopped:
         self._check_stream(message, self.stream_id)  # a stop may come before any start
@@ -299,7 +373,7 @@ class CarrierDialect(ABC):
 
     def _parse_mark_request(self, message: Fields) -> MarkRequested:
         self._require_stream(message, "mark")
-        return MarkRequested(message.object("mark").text("name"))
+        return MarkRequested(self._mark_name(message))
 
     def _parse_clear(self, message: Fields) -> ClearRequested:
         self._require_stream(message, "clear")
@@ -328,7 +402,7 @@ class CarrierDialect(ABC):
         }
         return {
             "event": "start",
-            self.sequence_key: str(self._counters.next_sequence()),
+            self.sequence_key: self._number(self._counters.next_sequence()),
             "start": self._start_body(event, media_format),
             self.stream_key: event.stream_id,
         }

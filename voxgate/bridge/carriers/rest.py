@@ -1,8 +1,8 @@
-"""Carrier REST calls as data, and Twilio's request signature (sans-I/O).
+"""Carrier REST calls as data, and the carriers' request signatures (sans-I/O).
 
 Theory of operation
 -------------------
-Neither carrier has a socket message for hangup or transfer: they are REST
+No carrier has a socket message for hangup or transfer: they are REST
 calls on the call. This module only *describes* them: each builder returns an
 :class:`HttpRequest` (method, URL, headers, body bytes) that an I/O adapter
 sends with its HTTP client, and whose status it reports. Nothing here opens a
@@ -17,6 +17,13 @@ socket or reads a clock.
   with ``{}`` (every member optional: ``client_state``, ``command_id``...) and
   ``.../actions/transfer`` with ``{"to": target}`` (a number or SIP URI, the one
   required member), JSON, ``Authorization: Bearer <API key>``.
+- Plivo, "Hangup a specific call": ``DELETE {api}/v1/Account/{auth_id}/Call/{call_uuid}/``,
+  no body, HTTP Basic auth ``auth_id:auth_token``, 204 when done. Without a
+  call uuid the same URL hangs up *every* call of the account, so an empty
+  id is refused here. "Transfer a call" (``POST .../Call/{call_uuid}/``,
+  ``legs=aleg``, ``aleg_url``) makes Plivo fetch new Plivo XML from a URL,
+  and voxgate serves none: :func:`plivo_transfer` refuses (``unsupported``)
+  instead of inventing one.
 
 Path segments are percent-encoded (``:`` kept: Telnyx ids look like
 ``v3:...``), so an id cannot change the path.
@@ -29,6 +36,16 @@ accept the URL with the scheme's default port added or removed, and so does
 no body, so only the URL is signed, and it is the ``wss://`` URL exactly as
 written in ``<Stream url>`` (which takes no query string), not the ``https://``
 URL a web framework reconstructs (twilio-labs/twilio-aspnet issue 162).
+
+Plivo request signature (Plivo "Validation", X-Plivo-Signature-V3, and its
+server SDK's ``validate_v3_signature``): ``base64(HMAC-SHA256(auth token,
+URL + "." + nonce))`` with ``X-Plivo-Signature-V3-Nonce`` as the nonce and,
+for a GET, the URL's query parameters sorted by name and written back
+decoded (``?a=1&b=2``); the header may hold several signatures separated by
+commas (one per active auth token), any of which may match. A WebSocket
+upgrade is a GET without a body. That Plivo signs the stream's upgrade is
+said only in passing ("validating signatures if configured"), so the
+registry accepts a valid signature but does not demand one.
 
 Checked with the search tool: Twilio's security page vector (token ``12345``,
 ``https://mycompany.com/myapp.php?foo=1&bar=2``, five POST fields,
@@ -48,12 +65,13 @@ from dataclasses import dataclass
 from html import escape as _html_escape
 from types import MappingProxyType
 from typing import Final
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from voxgate.errors import ConfigError, ProtocolError
 
 TWILIO_API: Final = "https://api.twilio.com"
 TELNYX_API: Final = "https://api.telnyx.com"
+PLIVO_API: Final = "https://api.plivo.com"
 _DEFAULT_PORTS: Final = {"https": 443, "wss": 443, "http": 80, "ws": 80}
 
 
@@ -150,6 +168,31 @@ def _telnyx_action(
     return HttpRequest("POST", url, headers, json.dumps(body).encode("utf-8"))
 
 
+# --- Plivo ------------------------------------------------------------------------------
+
+
+def plivo_hangup(
+    auth_id: str, auth_token: str, call_uuid: str, api_base: str = PLIVO_API
+) -> HttpRequest:
+    """End a Plivo call (``DELETE`` the call; 204 when done)."""
+    _require(auth_id=auth_id, auth_token=auth_token, call_uuid=call_uuid)
+    url = f"{api_base.rstrip('/')}/v1/Account/{_segment(auth_id)}/Call/{_segment(call_uuid)}/"
+    credentials = base64.b64encode(f"{auth_id}:{auth_token}".encode()).decode("ascii")
+    headers = {"Authorization": f"Basic {credentials}", "Accept": "application/json"}
+    return HttpRequest("DELETE", url, headers, b"")
+
+
+def plivo_transfer(
+    auth_id: str, auth_token: str, call_uuid: str, target: str, api_base: str = PLIVO_API
+) -> HttpRequest:
+    """Always ``unsupported``: a Plivo transfer needs a URL serving Plivo XML (``aleg_url``)."""
+    raise ProtocolError(
+        "unsupported",
+        "Plivo transfers a call by fetching Plivo XML from a URL (aleg_url), "
+        "which voxgate does not serve",
+    )
+
+
 def _require(**values: str) -> None:
     for name, value in values.items():
         if not value or not value.strip():
@@ -196,3 +239,30 @@ def _url_variants(url: str) -> list[str]:
         return [url]
     netloc = f"{parts.netloc}:{default}" if port is None else parts.netloc.rsplit(":", 1)[0]
     return [url, urlunsplit(parts._replace(netloc=netloc))]
+
+
+# --- Plivo request signature (V3) -------------------------------------------------------
+
+
+def plivo_signature(auth_token: str, url: str, nonce: str) -> str:
+    """The ``X-Plivo-Signature-V3`` Plivo computes for a GET of ``url`` with ``nonce``."""
+    parts = urlsplit(url)
+    base = urlunsplit(parts._replace(query="", fragment=""))
+    pairs = sorted(parse_qsl(parts.query, keep_blank_values=True))
+    query = "&".join(f"{name}={value}" for name, value in pairs)
+    signed = f"{base}?{query}" if query else base
+    digest = hmac.new(
+        auth_token.encode("utf-8"), f"{signed}.{nonce}".encode(), hashlib.sha256
+    ).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def plivo_signature_valid(auth_token: str, url: str, nonce: str, signatures: str) -> bool:
+    """Whether one of ``signatures`` (the header value, comma-separated) signs this GET."""
+    if not auth_token or not nonce:
+        return False
+    expected = plivo_signature(auth_token, url, nonce).encode("ascii")
+    return any(
+        hmac.compare_digest(expected, given.strip().encode("utf-8", "replace"))
+        for given in signatures.split(",")
+    )
