@@ -50,10 +50,12 @@ STARTED = StreamStarted(
 
 
 class Driver:
-    """Feeds a call and runs its clock the way the shared scheduler does."""
+    """Feeds a call and runs its clock the way the adapter does; reports come from the
+    latest bot attempt unless one is named."""
 
     def __init__(self, policy: CallPolicy | None = None, bot_format: AudioFormat = PCMU_8K):
         self.now = 0.0
+        self.attempt = 0
         self.call = Call("vx-1", STARTED, bot_format, policy or CallPolicy(), self.now)
         self.log: list[tuple[float, CallOutput]] = []
         self.collect()
@@ -61,6 +63,9 @@ class Driver:
     def collect(self) -> list[CallOutput]:
         outputs = self.call.drain()
         self.log += [(self.now, output) for output in outputs]
+        for output in outputs:
+            if isinstance(output, ConnectBot):
+                self.attempt = output.attempt
         return outputs
 
     def run(self, until: float) -> list[CallOutput]:
@@ -72,16 +77,33 @@ class Driver:
         self.now = max(self.now, until)
         return outputs
 
-    def connect(self) -> list[CallOutput]:
-        self.call.bot_connected(self.now)
+    def connect(self, attempt: int | None = None) -> list[CallOutput]:
+        self.call.bot_connected(self.now, attempt=attempt or self.attempt)
+        return self.collect()
+
+    def fail_connect(
+        self, reason: str = "refused", *, refused: bool = False, attempt: int | None = None
+    ) -> list[CallOutput]:
+        attempt = attempt or self.attempt
+        self.call.bot_connect_failed(reason, self.now, attempt=attempt, refused=refused)
+        return self.collect()
+
+    def drop(
+        self, reason: str = "socket dropped", code: int | None = None, attempt: int | None = None
+    ) -> list[CallOutput]:
+        self.call.bot_disconnected(reason, self.now, attempt=attempt or self.attempt, code=code)
         return self.collect()
 
     def carrier(self, event: object) -> list[CallOutput]:
         self.call.carrier_event(event, self.now)  # type: ignore[arg-type]
         return self.collect()
 
-    def bot(self, event: object) -> list[CallOutput]:
-        self.call.bot_event(event, self.now)  # type: ignore[arg-type]
+    def bot(self, event: object, attempt: int | None = None) -> list[CallOutput]:
+        self.call.bot_event(event, self.now, attempt=attempt or self.attempt)  # type: ignore[arg-type]
+        return self.collect()
+
+    def bot_error(self, error: ProtocolError, attempt: int | None = None) -> list[CallOutput]:
+        self.call.bot_protocol_error(error, self.now, attempt=attempt or self.attempt)
         return self.collect()
 
     def sent_to(
@@ -89,6 +111,10 @@ class Driver:
     ) -> list[object]:
         seen = [o for _, o in self.log] if outputs is None else outputs
         return [o.event for o in seen if isinstance(o, ToBot | ToCarrier) and isinstance(o, kind)]
+
+    def of(self, kind: type[object], outputs: list[CallOutput] | None = None) -> list[object]:
+        seen = [o for _, o in self.log] if outputs is None else outputs
+        return [o for o in seen if isinstance(o, kind)]
 
     def state(self) -> CallState:
         return self.call.state
@@ -100,7 +126,7 @@ def _frames(outputs: list[object]) -> list[bytes]:
 
 def test_start_connects_the_bot_and_sends_it_a_start_without_control_parameters() -> None:
     driver = Driver()
-    assert [o for _, o in driver.log] == [ConnectBot(1)]
+    assert [o for _, o in driver.log] == [ConnectBot(1, 5.0)]
     connected, start = driver.sent_to(ToBot, driver.connect())
     assert connected == StreamConnected()
     assert isinstance(start, StreamStarted)
@@ -235,11 +261,12 @@ def test_bot_hangup_waits_for_the_queued_audio_to_be_played() -> None:
     assert len(_frames(driver.sent_to(ToCarrier))) == 10
     (final_mark,) = [e for e in driver.sent_to(ToCarrier) if isinstance(e, MarkRequested)]
     assert not any(isinstance(o, CallEnded) for _, o in driver.log)
-    driver.call.bot_disconnected("bot closed after hanging up", driver.now)
+    driver.drop("bot closed after hanging up")
     out = driver.carrier(MarkPlayed(final_mark.name))
     assert CarrierHangup() in out
-    assert CloseCarrier(1000, "done") in out
-    assert CallEnded("done") in out
+    assert CloseCarrier(1000, "bot_hangup") in out
+    assert CallEnded("bot_hangup") in out
+    assert driver.call.summary(driver.now)["bot_hangup_text"] == "done"
 
 
 def test_bot_hangup_gives_up_waiting_after_max_hangup_wait() -> None:
@@ -256,11 +283,11 @@ def test_bot_hangup_gives_up_waiting_after_max_hangup_wait() -> None:
 def test_bot_drop_reconnects_with_a_reconnected_start() -> None:
     driver = Driver()
     driver.connect()
-    driver.call.bot_disconnected("socket dropped", 1.0)
     driver.now = 1.0
+    driver.drop()
     driver.carrier(MediaReceived(b"\x00" * 160, chunk=1))  # the caller talks meanwhile
     out = driver.run(1.5)
-    assert ConnectBot(2) in out
+    assert ConnectBot(2, 5.0) in out
     _, start = driver.sent_to(ToBot, driver.connect())
     assert isinstance(start, StreamStarted)
     assert start.reconnected
@@ -270,14 +297,13 @@ def test_bot_drop_reconnects_with_a_reconnected_start() -> None:
 def test_bot_that_stays_away_gets_the_fallback_after_reconnect_for() -> None:
     driver = Driver(CallPolicy(reconnect_for=3.0))
     driver.connect()
-    driver.call.bot_disconnected("socket dropped", 0.0)
+    driver.drop()
     attempts = 0
     while driver.call.state is CallState.RECONNECTING and driver.now < 10:
         for output in driver.run(driver.now + 0.5):
             if isinstance(output, ConnectBot):
                 attempts += 1
-                driver.call.bot_connect_failed("refused", driver.now)
-                driver.collect()
+                driver.fail_connect()
     assert driver.call.state is CallState.ENDED
     assert driver.call.end_reason == "bot_unreachable"
     assert 3 <= attempts <= 10
@@ -286,8 +312,7 @@ def test_bot_that_stays_away_gets_the_fallback_after_reconnect_for() -> None:
 
 def test_unreachable_bot_at_start_with_hangup_fallback() -> None:
     driver = Driver(CallPolicy(carrier_rest=True))
-    driver.call.bot_connect_failed("connection refused", 0.0)
-    out = driver.collect()
+    out = driver.fail_connect("HTTP 403", refused=True)
     assert CarrierHangup() in out
     assert CloseCarrier(1000, "bot_unreachable") in out
     assert CallEnded("bot_unreachable") in out
@@ -295,8 +320,7 @@ def test_unreachable_bot_at_start_with_hangup_fallback() -> None:
 
 def test_unreachable_bot_at_start_with_apology_fallback() -> None:
     driver = Driver(CallPolicy(fallback="apology", carrier_marks=False))
-    driver.call.bot_connect_failed("connection refused", 0.0)
-    driver.collect()
+    driver.fail_connect("HTTP 403", refused=True)
     driver.run(5.0)
     frames = _frames(driver.sent_to(ToCarrier))
     assert len(frames) == 75  # three 330 ms tones and 500 ms of silence
@@ -307,12 +331,10 @@ def test_unreachable_bot_at_start_with_apology_fallback() -> None:
 def test_bot_protocol_errors_are_reported_and_counted() -> None:
     driver = Driver()
     driver.connect()
-    driver.call.bot_protocol_error(ProtocolError("bad_audio", "not base64"), 0.0)
-    (error,) = driver.sent_to(ToBot, driver.collect())
+    (error,) = driver.sent_to(ToBot, driver.bot_error(ProtocolError("bad_audio", "not base64")))
     assert error == ErrorReported("bad_audio", "not base64")
     assert driver.state() is CallState.ACTIVE
-    driver.call.bot_protocol_error(ProtocolError("x", "y", fatal=True, close_code=1008), 0.0)
-    assert CloseBot(1008, "x") in driver.collect()
+    assert CloseBot(1, 1008, "x") in driver.bot_error(ProtocolError("x", "y", fatal=True))
     assert driver.state() is CallState.RECONNECTING
     assert driver.call.stats.protocol_errors == 2
 
@@ -340,7 +362,7 @@ def test_transfer_waits_for_the_audio_queued_before_it() -> None:
     assert not any(isinstance(o, CarrierTransfer) for _, o in driver.log)
     driver.run(1.0)
     (when,) = [t for t, o in driver.log if isinstance(o, CarrierTransfer)]
-    assert when == pytest.approx(0.200)
+    assert when == pytest.approx(0.200, abs=0.002)
 
 
 def test_a_drop_silences_the_caller_and_forgets_pending_marks() -> None:
@@ -349,8 +371,7 @@ def test_a_drop_silences_the_caller_and_forgets_pending_marks() -> None:
     driver.bot(AudioSent(b"\x01" * 8000))
     driver.bot(MarkRequested("never"))
     driver.run(0.1)
-    driver.call.bot_disconnected("socket dropped", driver.now)
-    out = driver.collect()
+    out = driver.drop()
     assert ClearRequested() in driver.sent_to(ToCarrier, out)
     assert driver.sent_to(ToBot, out) == []
     sent_before = len(_frames(driver.sent_to(ToCarrier)))
@@ -362,8 +383,7 @@ def test_bot_closing_with_1000_is_a_hangup_and_1008_ends_the_call() -> None:
     driver = Driver()
     driver.connect()
     driver.bot(AudioSent(b"\x01" * 800))
-    driver.call.bot_disconnected("bot closed", driver.now, code=1000)
-    driver.collect()
+    driver.drop("bot closed", code=1000)
     assert driver.state() is CallState.ENDING
     driver.run(12.0)
     assert driver.call.end_reason == "bot_hangup"
@@ -371,34 +391,31 @@ def test_bot_closing_with_1000_is_a_hangup_and_1008_ends_the_call() -> None:
 
     other = Driver()
     other.connect()
-    other.call.bot_disconnected("bot refused us", 0.0, code=1008)
-    assert CallEnded("bot_error") in other.collect()
+    assert CallEnded("bot_error") in other.drop("bot refused us", code=1008)
 
 
 def test_a_bot_that_refuses_the_reconnection_is_not_retried() -> None:
     driver = Driver()
     driver.connect()
-    driver.call.bot_disconnected("socket dropped", 0.0)
+    driver.drop()
     driver.run(0.5)
-    driver.call.bot_connect_failed("HTTP 403", driver.now, refused=True)
-    assert CallEnded("bot_unreachable") in driver.collect()
+    assert CallEnded("bot_unreachable") in driver.fail_connect("HTTP 403", refused=True)
 
 
 def test_too_many_protocol_errors_end_the_call() -> None:
     driver = Driver(CallPolicy(max_bot_errors=3))
     driver.connect()
     for _ in range(4):
-        driver.call.bot_protocol_error(ProtocolError("bad_audio", "nope"), 0.0)
-    out = driver.collect()
+        out = driver.bot_error(ProtocolError("bad_audio", "nope"))
     assert CallEnded("bot_error") in out
     assert StreamStopped("bot_error") in driver.sent_to(ToBot, out)
-    assert CloseBot(1008, "bot_error") in out
+    assert CloseBot(1, 1008, "bot_error") in out
 
 
 def test_shutdown_stops_the_bot_with_1001_and_each_socket_gets_its_own_stream_id() -> None:
     driver = Driver()
     _, first = driver.sent_to(ToBot, driver.connect())
-    driver.call.bot_disconnected("dropped", 0.0)
+    driver.drop()
     driver.run(0.5)
     _, second = driver.sent_to(ToBot, driver.connect())
     assert isinstance(first, StreamStarted)
@@ -408,7 +425,7 @@ def test_shutdown_stops_the_bot_with_1001_and_each_socket_gets_its_own_stream_id
     driver.call.shutdown(driver.now)
     out = driver.collect()
     assert driver.sent_to(ToBot, out) == [StreamStopped("shutdown")]
-    assert CloseBot(1001, "shutdown") in out
+    assert CloseBot(2, 1001, "shutdown") in out
     assert CloseCarrier(1001, "shutdown") in out
 
 
@@ -417,7 +434,7 @@ def test_the_bot_sees_the_carriers_clock_so_a_gap_shows() -> None:
     driver.connect()
     driver.carrier(MediaReceived(b"\x01" * 160, chunk=1, timestamp_ms=0))
     driver.carrier(MediaReceived(b"\x01" * 160, chunk=2, timestamp_ms=20))
-    driver.call.bot_disconnected("dropped", driver.now)
+    driver.drop()
     driver.carrier(MediaReceived(b"\x01" * 160, chunk=3, timestamp_ms=40))  # nobody to hear it
     driver.run(0.5)
     driver.connect()

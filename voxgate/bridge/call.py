@@ -3,32 +3,40 @@
 Theory of operation
 -------------------
 The call is sans-I/O. The asyncio adapter feeds it what happens (carrier
-events, bot events, the bot socket connecting, failing or dropping, time
+events, bot events, a bot socket connecting, failing or dropping, time
 passing) and drains :data:`CallOutput` values telling it what to do (send to
 the carrier, send to the bot, open or close a socket, call the carrier's REST
 API). Dialects have already turned wire messages into events; the call
-transcodes, reorders, paces, and decides.
+transcodes, reorders, paces, bounds and decides.
 
 States::
 
     CONNECTING --bot connected--> ACTIVE --bot dropped--> RECONNECTING
         |                          |  ^                        |
         |                          |  +----bot connected-------+
-        | bot unreachable          | bot hangup / apology      | reconnect_for elapsed
+        | connect_timeout spent    | bot hangup / apology      | budget spent
         v                          v                           v
     (fallback) ----------------> ENDING --played out--> ENDED <-- caller hung up (any state)
 
 - CONNECTING: the carrier stream has started; the bot socket is being opened.
-  Up to :attr:`CallPolicy.pre_connect_buffer` seconds of the caller's audio are
-  kept and sent once the bot is there, so its first words are not lost.
+  A failed attempt is retried with backoff (0.1 s doubling, at most 2 s) until
+  :attr:`CallPolicy.connect_timeout` after the start; each attempt may take what
+  is left of it. A refusal (HTTP 401/403) ends the call at once. Up to
+  :attr:`CallPolicy.pre_connect_buffer` seconds of the caller's audio are kept
+  and sent once the bot is there, so its first words are not lost.
 - ACTIVE: caller audio is reordered, transcoded and sent to the bot as each
   frame comes in order; the bot's audio is transcoded and goes through the
   :class:`~voxgate.bridge.playout.Playout` (20 ms frames on a real-time clock,
   marks after playout, clear at once).
-- RECONNECTING: the bot socket dropped mid-call. Attempts are made with
-  exponential backoff (0.1 s doubling to 2 s) for :attr:`CallPolicy.reconnect_for`
-  seconds; each new socket gets a ``start`` with ``reconnected`` set. The
+- RECONNECTING: the bot socket dropped mid-call; new attempts follow the same
+  backoff, each new socket gets a ``start`` with ``reconnected`` set. The
   caller hears what was already queued, then silence; their audio is dropped.
+  :attr:`CallPolicy.reconnect_for` is a *budget*: it runs from a drop until a
+  socket has proved itself (stayed up :data:`PROVEN_AFTER` seconds and carried
+  audio either way); a socket that drops sooner gives nothing back, so a bot
+  that accepts and closes at once is given up when the budget is spent, and
+  the backoff keeps growing across such sockets. A socket that proved itself
+  refills the budget for its own drop.
 - ENDING: the bot asked to hang up (or the fallback is playing its apology).
   With ``hangup_after_playout`` the call waits until the carrier has played
   everything (a final carrier mark is echoed) or ``max_hangup_wait`` passes,
@@ -38,7 +46,23 @@ States::
 
 The caller hanging up (carrier ``stop`` or its socket closing) ends the call
 from any state: the bot gets ``stop`` and its socket is closed at once, so no
-bot session outlives its call.
+bot session outlives its call. :meth:`Call.fail` is the adapter's error
+boundary: ``internal_error``, both sockets closed with 1011.
+
+*Attempts.* Every bot socket is one attempt, numbered by :class:`ConnectBot`;
+reports about any attempt but the latest, or about one the call has already
+closed or abandoned, are ignored.
+
+*Bounds.* Everything a bot can make the call hold is bounded by the policy:
+seconds of queued audio, marks not yet reported and the length of one mark's
+name, transcript bytes. A message over a bound is refused with an ``error``
+(``queue_full``; ``missing_field`` for a name too long) and ignored, and the
+call goes on; refusals count as protocol errors towards
+:attr:`CallPolicy.max_bot_errors`. Transcripts over their budget are dropped,
+reported once.
+
+*Timestamps.* The caller's frames reach the bot stamped with the carrier's
+media clock while it behaves; see :class:`_CallerClock`.
 """
 
 from __future__ import annotations
@@ -47,11 +71,12 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Final
+from typing import Final, overload
 
 import numpy as np
 
 from voxgate.bridge.call_api import (
+    ENDED_BY,
     CallEnded,
     CallOutput,
     CallPolicy,
@@ -62,9 +87,11 @@ from voxgate.bridge.call_api import (
     CloseBot,
     CloseCarrier,
     ConnectBot,
+    StopReason,
     ToBot,
     ToCarrier,
 )
+from voxgate.bridge.dialect import MAX_MESSAGE_BYTES
 from voxgate.bridge.events import (
     AudioSent,
     ClearRequested,
@@ -103,10 +130,27 @@ CONTROL_PARAMETERS: Final = frozenset(
 )
 """Custom parameters that steer voxgate itself; they are not passed on to the bot."""
 
-_HANGUP_MARK: Final = "\x00voxgate-hangup"  # internal: the last mark before hanging up
-_TRANSFER_MARK: Final = "\x00voxgate-transfer"  # internal: the last mark before transferring
+PROVEN_AFTER: Final = 5.0
+"""Seconds a bot socket must stay up, carrying audio, to refill the reconnection budget."""
+MAX_DETAIL: Final = 200
+"""Characters of the bot's own hangup text kept for the log (on one line)."""
+CLOCK_SLACK_MS: Final = 2000
+"""How far the carrier's media clock may run ahead of the wall clock (a burst after a stall)."""
+MAX_FIRST_STAMP_MS: Final = 2**31 - 1
+"""The largest first timestamp taken from a carrier; a larger one starts the bot's clock at 0."""
+
+# Inside the playout, the bot's marks are prefixed so that no bot can name an internal one.
+_BOT_MARK: Final = "b"
+_HANGUP_MARK: Final = "\x00hangup"  # the last mark before hanging up
+_TRANSFER_MARK: Final = "\x00transfer"  # the last mark before transferring
 _BACKOFF_FIRST: Final = 0.1
 _BACKOFF_MAX: Final = 2.0
+# RFC 6455 section 7.4.1: going away, policy violation, internal error; else normal closure.
+_CLOSE_CODES: Final[Mapping[str, int]] = {
+    "shutdown": 1001,
+    "bot_error": 1008,
+    "internal_error": 1011,
+}
 
 
 class Call:
@@ -128,23 +172,39 @@ class Call:
         self.state = CallState.CONNECTING
         self.stats = CallStats()
         self.transcripts: list[TranscriptReceived] = []
-        self.end_reason: str | None = None
+        self.started_at = now
+        self.ended_at: float | None = None
+        self.end_reason: StopReason | None = None
+        self.hangup_detail: str | None = None  # the bot's own text, for the log only
         self._to_bot = Transcoder(self.carrier_format, bot_format)
         self._to_carrier = Transcoder(bot_format, self.carrier_format)
-        self._playout = Playout(self.carrier_format, carrier_marks=policy.carrier_marks)
+        self._playout = Playout(
+            self.carrier_format,
+            carrier_marks=policy.carrier_marks,
+            max_queued_seconds=policy.max_queued_audio,
+        )
         self._reorder: Reorderer[MediaReceived] = Reorderer()
+        self._clock = _CallerClock()
         self._early: deque[MediaReceived] = deque(
             maxlen=max(1, round(policy.pre_connect_buffer / 0.020))
         )
         self._outputs: list[CallOutput] = []
-        self._attempt = 0
-        self._dropped_at: float | None = None
-        self._retry_at: float | None = None
+        self._transcript_bytes = 0
+        self._message_seconds = MAX_MESSAGE_BYTES / bot_format.bytes_per(1000)
         self._hangup_deadline: float | None = None
-        self._ending_reason = "bot_hangup"
+        self._ending_reason: StopReason = "bot_hangup"
         self._transfer_target: str | None = None
+        # the bot's sockets: the latest attempt, and whether it is connecting or up
+        self._attempt = 0
+        self._connecting_until: float | None = None  # the attempt under way is given up then
         self._bot_up = False
+        self._up_since = 0.0
+        self._carried_audio = False  # the socket that is up carried audio, either way
         self._bot_errors = 0
+        self._retry_at: float | None = None
+        self._retries = 0  # failures since the start or since a socket proved itself
+        self._give_up_at = now + policy.connect_timeout
+        self._outage_since: float | None = None  # the budget runs from here
         self._connect(now)
 
     # --- inputs from the carrier -------------------------------------------------------
@@ -156,15 +216,17 @@ class Call:
             self._caller_audio(event, now)
         elif isinstance(event, DtmfReceived):
             self.stats.dtmf_in += 1
+            log.info("caller pressed a key", extra=self._log)
             self._send_bot(event)
         elif isinstance(event, MarkPlayed):
             self._playout.carrier_mark_played(event.name)
             self._drain_playout(now)
         elif isinstance(event, StreamStopped):
-            reason = "transferred" if self._transfer_target else "caller_hangup"
+            reason: StopReason = "transferred" if self._transfer_target else "caller_hangup"
             self._end(reason, now, close_carrier=True)
         elif isinstance(event, ErrorReported):
-            log.warning("carrier error %s: %s", event.code, event.message, extra=self._log)
+            what = _one_line(f"{event.code}: {event.message}")
+            log.warning("carrier error %s", what, extra=self._log)
         elif isinstance(event, StreamConnected | StreamStarted):
             log.info("carrier repeated %s; ignored", type(event).__name__, extra=self._log)
 
@@ -178,40 +240,61 @@ class Call:
         if self.state is not CallState.ENDED:
             self._end("shutdown", now, close_carrier=True)
 
+    def fail(self, now: float) -> None:
+        """The adapter's error boundary: an unexpected exception escaped this call's handling.
+
+        The call ends at once with ``internal_error``: the bot gets ``stop``, both sockets
+        close with 1011 (RFC 6455 section 7.4.1, "internal error"). Nothing queued is
+        touched, since what failed may be there.
+        """
+        if self.state is not CallState.ENDED:
+            self._end("internal_error", now, close_carrier=True, tidy=False)
+
     def carrier_protocol_error(self, error: ProtocolError, now: float) -> None:
         self.stats.protocol_errors += 1
-        if error.fatal:
+        if error.fatal and self.state is not CallState.ENDED:
             self._outputs.append(CloseCarrier(error.close_code, error.code))
             self._end("carrier_error", now, close_carrier=False)
 
-    # --- inputs from the bot ------------------------------------------------------------
+    # --- inputs from the bot's sockets ------------------------------------------------------
 
-    def bot_connected(self, now: float) -> None:
-        if self.state not in (CallState.CONNECTING, CallState.RECONNECTING):
-            self._outputs.append(CloseBot(1000, "call no longer needs this bot socket"))
+    def bot_connected(self, now: float, *, attempt: int) -> None:
+        if not self._connecting(attempt, "connected"):
             return
+        self._connecting_until = None
         reconnected = self.stats.bot_connects > 0
         self.stats.bot_connects += 1
         self.state = CallState.ACTIVE
         self._bot_up = True
-        self._retry_at = self._dropped_at = None
+        self._up_since = now
+        self._carried_audio = False
+        self._bot_errors = 0
         self._send_bot(StreamConnected())  # Twilio and Telnyx say hello first; v1 does not
         self._send_bot(self._bot_start(reconnected))
         while self._early:
             self._send_bot(self._early.popleft())
             self.stats.frames_to_bot += 1
+            self._carried_audio = True
 
-    def bot_connect_failed(self, reason: str, now: float, *, refused: bool = False) -> None:
-        """An attempt failed; ``refused``: the bot turned voxgate away (HTTP 401/403), so
-        trying again is pointless (docs/PROTOCOL.md, "Reconnection")."""
-        log.warning("bot connect attempt %d failed: %s", self._attempt, reason, extra=self._log)
-        if self.state is CallState.CONNECTING or (refused and self.state is CallState.RECONNECTING):
+    def bot_connect_failed(
+        self, reason: str, now: float, *, attempt: int, refused: bool = False
+    ) -> None:
+        """Attempt ``attempt`` failed; ``refused``: the bot turned voxgate away (HTTP 401/403),
+        so trying again is pointless (docs/PROTOCOL.md, "Reconnection")."""
+        if not self._connecting(attempt, "failure"):
+            return
+        self._connecting_until = None
+        why = _one_line(reason)
+        log.warning("bot connect attempt %d failed: %s", attempt, why, extra=self._log)
+        if refused:
             self._fallback("bot_unreachable", now)
-        elif self.state is CallState.RECONNECTING:
-            self._schedule_retry(now)
+        else:
+            self._retry_later(now)
 
-    def bot_disconnected(self, reason: str, now: float, *, code: int | None = None) -> None:
-        """The bot socket closed (``code``: the close code the bot sent, if any).
+    def bot_disconnected(
+        self, reason: str, now: float, *, attempt: int, code: int | None = None
+    ) -> None:
+        """Bot socket ``attempt`` closed (``code``: the close code the bot sent, if any).
 
         While ending (a bot often closes right after its hangup) the call goes on
         playing out. While active: 1000 from the bot ends the call as a hangup would,
@@ -219,26 +302,20 @@ class Call:
         what it had queued is dropped and its pending marks are forgotten
         (docs/PROTOCOL.md, "Close codes" and "Reconnection").
         """
+        if not self._up(attempt, "close"):
+            return
         self._bot_up = False
-        self._bot_errors = 0
         if self.state is not CallState.ACTIVE:
             return
         if code == 1000:
             self._begin_ending("bot_hangup", now)
-            return
-        if code == 1008:
+        elif code == 1008:
             self._fallback("bot_error", now)
-            return
-        self.stats.bot_drops += 1
-        log.warning("bot socket dropped (%s); reconnecting", reason, extra=self._log)
-        self.state = CallState.RECONNECTING
-        self._playout.clear()
-        self._drain_playout(now)
-        self._dropped_at = now
-        self._schedule_retry(now)
+        else:
+            self._dropped(reason, now)
 
-    def bot_event(self, event: DownstreamEvent, now: float) -> None:
-        if self.state is not CallState.ACTIVE:
+    def bot_event(self, event: DownstreamEvent, now: float, *, attempt: int) -> None:
+        if not self._up(attempt, "message") or self.state is not CallState.ACTIVE:
             return
         if isinstance(event, AudioSent):
             self._bot_audio(event.payload, now)
@@ -246,28 +323,28 @@ class Call:
             self._playout.clear()
             self._drain_playout(now)
         elif isinstance(event, MarkRequested):
-            self._playout.mark(event.name)
-            self._drain_playout(now)
+            self._bot_mark(event.name, now)
         elif isinstance(event, DtmfSendRequested):
             self._send_dtmf(event, now)
         elif isinstance(event, TransferRequested):
             self._transfer(event.target, now)
         elif isinstance(event, HangupRequested):
-            self._begin_ending(event.reason or "bot_hangup", now)
+            self.hangup_detail = _one_line(event.reason)
+            self._begin_ending("bot_hangup", now)
         else:
-            self.transcripts.append(event)
-            log.info("transcript %s: %s", event.role, event.text, extra=self._log)
+            self._transcript(event, now)
 
-    def bot_protocol_error(self, error: ProtocolError, now: float) -> None:
+    def bot_protocol_error(self, error: ProtocolError, now: float, *, attempt: int) -> None:
+        """The bot's message could not be parsed, or its dialect cannot say what the call
+        sends: report it to the bot; a fatal one closes the socket (and is a drop)."""
+        if not self._up(attempt, "protocol error"):
+            return
         self.stats.protocol_errors += 1
-        self._bot_errors += 1
-        self._send_bot(ErrorReported(error.code, error.message))
-        if self._bot_errors > self.policy.max_bot_errors:
-            log.error("too many protocol errors from the bot", extra=self._log)
-            self._fallback("bot_error", now)
-        elif error.fatal:
-            self._outputs.append(CloseBot(error.close_code, error.code))
-            self.bot_disconnected(error.code, now)
+        self._report(ErrorReported(error.code, error.message), now)
+        if error.fatal and self._bot_up:
+            self._close_bot(error.close_code, error.code)
+            if self.state is CallState.ACTIVE:
+                self._dropped(error.code, now)
 
     def transfer_failed(self, reason: str) -> None:
         """The carrier's REST API refused the transfer: the call goes on."""
@@ -285,6 +362,7 @@ class Call:
                 self._playout.next_due(),
                 self._reorder.next_due(),
                 self._retry_at,
+                self._connecting_until,
                 self._hangup_deadline,
             )
             if when is not None
@@ -295,11 +373,13 @@ class Call:
         if self.state is CallState.ENDED:
             return
         for frame in self._reorder.tick(now):
-            self._forward_to_bot(frame)
+            self._forward_to_bot(frame, now)
         self._playout.tick(now)
         self._drain_playout(now)
+        if self._connecting_until is not None and now >= self._connecting_until:
+            self._connect_timed_out(now)
         if self._retry_at is not None and now >= self._retry_at:
-            self._retry(now)
+            self._connect(now)
         if self._hangup_deadline is not None and now >= self._hangup_deadline:
             log.info("hangup wait elapsed with audio unplayed", extra=self._log)
             self._finish(now)
@@ -308,9 +388,56 @@ class Call:
         outputs, self._outputs = self._outputs, []
         return outputs
 
+    # --- what the adapter may ask -----------------------------------------------------------
+
     @property
     def playout(self) -> Playout:
         return self._playout
+
+    @property
+    def full(self) -> bool:
+        """The caller's queue is so full that the bot's next message might not fit.
+
+        The adapter stops reading the bot's socket while this holds (backpressure: the
+        bot's TCP window absorbs a flood, not voxgate's memory); it stops holding as the
+        queue plays out in real time, and never holds for an empty queue.
+        """
+        room = self.policy.max_queued_audio - self._message_seconds
+        return self._playout.queued_seconds > max(room, 0.0)
+
+    def summary(self, now: float) -> dict[str, object]:
+        """The end-of-call log line's fields (``now``: for a call still under way).
+
+        ``reason`` and ``ended_by`` are None until the call has ended. The counters
+        are per call; the adapter adds those that are process totals on /metrics
+        (``frames_late``, ``frames_cleared``, ``reorder_lost``, ``reorder_reordered``).
+        """
+        stats, playout, reorder = self.stats, self._playout, self._reorder
+        end = now if self.ended_at is None else self.ended_at
+        summary: dict[str, object] = {
+            "duration_s": round(end - self.started_at, 3),
+            "reason": self.end_reason,
+            "ended_by": None if self.end_reason is None else ENDED_BY[self.end_reason],
+            "frames_in": stats.frames_in,
+            "frames_to_bot": stats.frames_to_bot,
+            "frames_out": playout.frames_released,
+            "frames_late": playout.frames_late,
+            "frames_cleared": playout.frames_cleared,
+            "frames_dropped_disconnected": stats.dropped_while_disconnected,
+            "reorder_lost": reorder.lost,
+            "reorder_reordered": reorder.reordered,
+            "marks": stats.marks,
+            "dtmf_in": stats.dtmf_in,
+            "dtmf_out": stats.dtmf_out,
+            "bot_connects": stats.bot_connects,
+            "reconnects": max(stats.bot_connects - 1, 0),
+            "protocol_errors": stats.protocol_errors,
+            "refused": stats.refused,
+            "transcripts_dropped": stats.transcripts_dropped,
+        }
+        if self.hangup_detail is not None:
+            summary["bot_hangup_text"] = self.hangup_detail
+        return summary
 
     @property
     def _log(self) -> Mapping[str, str]:
@@ -324,45 +451,82 @@ class Call:
             return
         counter = event.chunk if event.chunk is not None else event.sequence
         for frame in self._reorder.push(counter, event, now):
-            self._forward_to_bot(frame)
+            self._forward_to_bot(frame, now)
 
-    def _forward_to_bot(self, frame: MediaReceived) -> None:
+    def _forward_to_bot(self, frame: MediaReceived, now: float) -> None:
         """Send a caller frame on, in the bot's format, stamped with the carrier's clock
         (so a gap, a reconnection for instance, shows in the bot's timestamps)."""
-        converted = MediaReceived(
-            self._to_bot.convert(frame.payload), timestamp_ms=frame.timestamp_ms
-        )
+        if self.state not in (CallState.ACTIVE, CallState.CONNECTING):
+            self.stats.dropped_while_disconnected += 1
+            return
+        fmt = self.carrier_format
+        length_ms = len(frame.payload) // fmt.bytes_per_sample * 1000 // fmt.sample_rate
+        stamp = self._clock.stamp(frame.timestamp_ms, length_ms, now)
+        converted = MediaReceived(self._to_bot.convert(frame.payload), timestamp_ms=stamp)
         if self.state is CallState.ACTIVE:
             self.stats.frames_to_bot += 1
+            self._carried_audio = True
             self._send_bot(converted)
-        elif self.state is CallState.CONNECTING:
-            self._early.append(converted)
         else:
-            self.stats.dropped_while_disconnected += 1
+            self._early.append(converted)
 
     def _bot_audio(self, payload: bytes, now: float) -> None:
         self.stats.bot_audio_bytes += len(payload)
         try:
-            self._enqueue(self._to_carrier.convert(payload), now)
+            audio = self._to_carrier.convert(payload)
         except CodecError as error:
-            self.bot_protocol_error(ProtocolError("bad_audio", str(error)), now)
+            self.stats.protocol_errors += 1
+            self._report(ErrorReported("bad_audio", str(error)), now)
+            return
+        if self._enqueue(audio, now):
+            self._carried_audio = True
 
-    def _enqueue(self, carrier_audio: bytes, now: float) -> None:
+    def _enqueue(self, carrier_audio: bytes, now: float) -> bool:
+        """Queue audio for the caller; False: refused (the queue is full)."""
         try:
             self._playout.enqueue(carrier_audio, now)
         except QueueFullError as error:
-            self.bot_protocol_error(ProtocolError("unsupported", str(error)), now)
-            return
+            self._refuse("queue_full", str(error), now)
+            return False
         self._playout.tick(now)  # an idle playout releases the first frame at once
         self._drain_playout(now)
+        return True
+
+    def _bot_mark(self, name: str, now: float) -> None:
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if size > self.policy.max_mark_name:
+            limit = self.policy.max_mark_name
+            self._refuse("missing_field", f"mark: 'name' is {size} bytes, over {limit}", now)
+        elif self._playout.pending_marks >= self.policy.max_marks:
+            limit = self.policy.max_marks
+            self._refuse("queue_full", f"mark: {limit} marks are already pending", now)
+        else:
+            self.stats.marks += 1
+            self._playout.mark(_BOT_MARK + name)
+            self._drain_playout(now)
 
     def _send_dtmf(self, event: DtmfSendRequested, now: float) -> None:
-        """Tones in-band (a media stream has no other way to send them)."""
-        self.stats.dtmf_out += len(event.digits)
+        """Tones in-band (a media stream has no other way to send them), queued like audio."""
         fmt = self.carrier_format
         tones = dtmf_sequence(event.digits, tone_ms=event.duration_ms, sample_rate=fmt.sample_rate)
         gap = np.zeros(fmt.samples_per(60), dtype=np.int16)
-        self._enqueue(encode(np.concatenate([tones, gap]), fmt), now)
+        if self._enqueue(encode(np.concatenate([tones, gap]), fmt), now):
+            self.stats.dtmf_out += len(event.digits)
+            log.info("sending %d DTMF digits", len(event.digits), extra=self._log)
+
+    def _transcript(self, event: TranscriptReceived, now: float) -> None:
+        """Keep a transcript within the call's byte budget; the first one over it is reported."""
+        size = len(event.text.encode("utf-8", "surrogatepass"))
+        if self._transcript_bytes + size > self.policy.max_transcript_bytes:
+            self.stats.transcripts_dropped += 1
+            if self.stats.transcripts_dropped == 1:
+                limit = self.policy.max_transcript_bytes
+                problem = f"transcript: over {limit} bytes kept for this call; later ones dropped"
+                self._refuse("queue_full", problem, now)
+            return
+        self._transcript_bytes += size
+        self.transcripts.append(event)
+        log.debug("transcript from the %s, %d characters", event.role, len(event.text))
 
     def _drain_playout(self, now: float) -> None:
         for output in self._playout.drain():
@@ -372,15 +536,49 @@ class Call:
                 self._outputs.append(ToCarrier(MarkRequested(output.name)))
             elif isinstance(output, CarrierClearRequested):
                 self._outputs.append(ToCarrier(ClearRequested()))
+            elif output.name.startswith(_BOT_MARK):
+                self._send_bot(MarkPlayed(output.name[len(_BOT_MARK) :]))
             elif output.name == _HANGUP_MARK:
                 self._finish(now)
-            elif output.name == _TRANSFER_MARK:
-                if self._transfer_target is not None:
-                    self._outputs.append(CarrierTransfer(self._transfer_target))
-            else:
-                self._send_bot(MarkPlayed(output.name))
+            elif output.name == _TRANSFER_MARK and self._transfer_target is not None:
+                self._outputs.append(CarrierTransfer(self._transfer_target))
 
-    # --- internals: bot socket ------------------------------------------------------------
+    # --- internals: errors to the bot -------------------------------------------------------
+
+    def _refuse(self, code: str, message: str, now: float) -> None:
+        """A message over one of the call's bounds: refused and ignored; the call goes on."""
+        self.stats.refused += 1
+        self.stats.protocol_errors += 1
+        self._report(ErrorReported(code, message), now)
+
+    def _report(self, error: ErrorReported, now: float) -> None:
+        """Tell the bot; past ``max_bot_errors`` on one socket, give up on it."""
+        self._bot_errors += 1
+        self._send_bot(error)
+        if self._bot_errors <= self.policy.max_bot_errors or not self._bot_up:
+            return
+        log.error("too many protocol errors from the bot", extra=self._log)
+        if self.state is CallState.ACTIVE:
+            self._fallback("bot_error", now)
+        else:  # ending: the caller hears the rest; the bot is done
+            self._send_bot(StreamStopped("bot_error"))
+            self._close_bot(_CLOSE_CODES["bot_error"], "bot_error")
+
+    # --- internals: bot sockets -----------------------------------------------------------
+
+    def _connecting(self, attempt: int, what: str) -> bool:
+        """``attempt`` is the one under way (else its report is stale: ignored)."""
+        if attempt == self._attempt and self._connecting_until is not None:
+            return True
+        log.debug("ignored the %s of bot attempt %d", what, attempt, extra=self._log)
+        return False
+
+    def _up(self, attempt: int, what: str) -> bool:
+        """``attempt`` is the socket that is up (else its report is stale: ignored)."""
+        if attempt == self._attempt and self._bot_up:
+            return True
+        log.debug("ignored a %s of bot attempt %d", what, attempt, extra=self._log)
+        return False
 
     def _bot_start(self, reconnected: bool) -> StreamStarted:
         parameters = {
@@ -402,21 +600,49 @@ class Call:
             self._outputs.append(ToBot(event))
 
     def _connect(self, now: float) -> None:
-        self._attempt += 1
         self._retry_at = None
-        self._outputs.append(ConnectBot(self._attempt))
+        if now >= self._give_up_at:  # a late wake-up
+            self._fallback("bot_unreachable", now)
+            return
+        self._attempt += 1
+        timeout = min(self.policy.connect_timeout, self._give_up_at - now)
+        self._connecting_until = now + timeout
+        self._outputs.append(ConnectBot(self._attempt, timeout))
 
-    def _schedule_retry(self, now: float) -> None:
-        assert self._dropped_at is not None
-        failures = max(self._attempt - self.stats.bot_connects, 0)
-        delay = min(_BACKOFF_FIRST * 2**failures, _BACKOFF_MAX)
-        if now + delay > self._dropped_at + self.policy.reconnect_for:
+    def _connect_timed_out(self, now: float) -> None:
+        log.warning("bot connect attempt %d timed out", self._attempt, extra=self._log)
+        self._close_bot(1000, "connect_timeout")  # abandons the attempt
+        self._retry_later(now)
+
+    def _retry_later(self, now: float) -> None:
+        delay = min(_BACKOFF_FIRST * 2 ** min(self._retries, 16), _BACKOFF_MAX)
+        self._retries += 1
+        if now + delay >= self._give_up_at:
             self._fallback("bot_unreachable", now)
         else:
             self._retry_at = now + delay
 
-    def _retry(self, now: float) -> None:
-        self._connect(now)
+    def _dropped(self, reason: str, now: float) -> None:
+        """The socket that was up dropped mid-call: reconnect within the budget."""
+        self.stats.bot_drops += 1
+        proven = self._carried_audio and now - self._up_since >= PROVEN_AFTER
+        if self._outage_since is None or proven:
+            self._outage_since = now
+            self._retries = 0
+        self._give_up_at = self._outage_since + self.policy.reconnect_for
+        why = _one_line(reason)
+        log.warning("bot socket dropped (%s); reconnecting", why, extra=self._log)
+        self.state = CallState.RECONNECTING
+        self._playout.clear()
+        self._drain_playout(now)
+        self._retry_later(now)
+
+    def _close_bot(self, code: int, reason: str) -> None:
+        """Close the socket that is up, or abandon the attempt under way."""
+        if self._bot_up or self._connecting_until is not None:
+            self._outputs.append(CloseBot(self._attempt, code, reason))
+        self._bot_up = False
+        self._connecting_until = None
 
     # --- internals: ending ----------------------------------------------------------------
 
@@ -431,9 +657,15 @@ class Call:
         self._playout.mark(_TRANSFER_MARK)
         self._drain_playout(now)
 
-    def _fallback(self, reason: str, now: float) -> None:
-        log.error("bot unavailable, fallback %s", self.policy.fallback, extra=self._log)
+    def _fallback(self, reason: StopReason, now: float) -> None:
+        """The bot is gone for good: stop it if it is still there, then the policy's fallback."""
+        log.error(
+            "bot unavailable (%s), fallback %s", reason, self.policy.fallback, extra=self._log
+        )
         self._ending_reason = reason
+        self._retry_at = None
+        self._send_bot(StreamStopped(reason))
+        self._close_bot(_CLOSE_CODES.get(reason, 1000), reason)
         if self.policy.fallback == "apology":
             self.state = CallState.ENDING
             self._playout.clear()
@@ -448,7 +680,7 @@ class Call:
         tone = special_information_tone(fmt.sample_rate)
         return encode(np.concatenate([tone, np.zeros(fmt.samples_per(500), np.int16)]), fmt)
 
-    def _begin_ending(self, reason: str, now: float) -> None:
+    def _begin_ending(self, reason: StopReason, now: float) -> None:
         self._ending_reason = reason
         self.state = CallState.ENDING
         self._retry_at = None
@@ -467,18 +699,72 @@ class Call:
             self._outputs.append(CarrierHangup())
         self._end(self._ending_reason, now, close_carrier=True)
 
-    def _end(self, reason: str, now: float, *, close_carrier: bool) -> None:
-        # RFC 6455 section 7.4.1: going away, policy violation, or normal closure.
-        close_code = {"shutdown": 1001, "bot_error": 1008}.get(reason, 1000)
+    def _end(
+        self, reason: StopReason, now: float, *, close_carrier: bool, tidy: bool = True
+    ) -> None:
+        """The call is over: ``stop`` to the bot, sockets closed, the summary logged once."""
+        close_code = _CLOSE_CODES.get(reason, 1000)
         self._send_bot(StreamStopped(reason))
-        self._bot_up = False
-        self._outputs.append(CloseBot(close_code, reason))  # also abandons a connect under way
+        self._close_bot(close_code, reason)
         if close_carrier:
             self._outputs.append(CloseCarrier(close_code, reason))
         self.state = CallState.ENDED
         self.end_reason = reason
-        self._playout.clear()  # what was still queued will never be heard
-        self._playout.drain()
+        self.ended_at = now
         self._retry_at = self._hangup_deadline = None
-        self._outputs.append(CallEnded(reason))
-        log.info("call ended: %s", reason, extra=self._log)
+        summary = self.summary(now)
+        if tidy:
+            self._playout.clear()  # what was still queued will never be heard
+            self._playout.drain()
+        self._outputs.append(CallEnded(reason, summary))
+        log.info("call ended: %s", reason, extra={"call_id": self.call_id, "summary": summary})
+
+
+class _CallerClock:
+    """The ``timestamp_ms`` of the caller's frames towards the bot (docs/PROTOCOL.md, ``media``).
+
+    The carrier's media clock is followed while it behaves: it never goes back, and never
+    runs ahead of its first frame by more than the wall time since plus
+    :data:`CLOCK_SLACK_MS`. A value that breaks either rule (a counter going back, a jump,
+    10**30) is a clock fault: the frame is stamped right after the previous one, and the
+    carrier's clock is followed from there. So stamps never decrease, a real gap (frames
+    lost while the bot reconnected) shows, and no stamp runs away from real time. A frame
+    without a carrier timestamp continues the stamps; before any, frames get none and the
+    bot's dialect counts samples instead.
+    """
+
+    def __init__(self) -> None:
+        self._first: tuple[float, int] | None = None  # when the first stamp was given, and it
+        self._offset = 0  # stamp = carrier timestamp + offset
+        self._last = 0
+        self._last_length = 0
+
+    def stamp(self, carrier_ms: int | None, length_ms: int, now: float) -> int | None:
+        if self._first is None:
+            if carrier_ms is None:
+                return None
+            stamp = carrier_ms if 0 <= carrier_ms <= MAX_FIRST_STAMP_MS else 0
+            self._first = (now, stamp)
+        else:
+            first_at, first_stamp = self._first
+            ceiling = first_stamp + int((now - first_at) * 1000) + CLOCK_SLACK_MS
+            following = self._last + self._last_length
+            stamp = following if carrier_ms is None else carrier_ms + self._offset
+            if not self._last <= stamp <= ceiling:
+                stamp = max(self._last, min(following, ceiling))
+        if carrier_ms is not None:
+            self._offset = stamp - carrier_ms
+        self._last, self._last_length = stamp, length_ms
+        return stamp
+
+
+@overload
+def _one_line(text: str) -> str: ...
+@overload
+def _one_line(text: None) -> None: ...
+def _one_line(text: str | None) -> str | None:
+    """A peer's free text, fit for one log field: one line, at most :data:`MAX_DETAIL`."""
+    if text is None:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_DETAIL else flat[: MAX_DETAIL - 1] + "\u2026"

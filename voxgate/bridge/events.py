@@ -166,7 +166,7 @@ class HangupRequested:
 
 @dataclass(frozen=True, slots=True)
 class TranscriptReceived:
-    """What was said, as the bot understood or produced it (kept for storage)."""
+    """What was said, as the bot understood or produced it (kept by the call, within a budget)."""
 
     role: str  # "caller" or "bot"
     text: str
