@@ -31,6 +31,7 @@ from voxgate.bridge.botlink.v1 import (
     V1Dialect,
     load_schema,
 )
+from voxgate.bridge.call_api import STOP_REASONS, CallPolicy
 from voxgate.bridge.dialect import MAX_MESSAGE_BYTES
 from voxgate.bridge.events import (
     AudioSent,
@@ -51,6 +52,7 @@ from voxgate.bridge.events import (
     UpstreamEvent,
 )
 from voxgate.codecs.formats import PCMU_8K, AudioFormat, Encoding
+from voxgate.config import CallConfig
 from voxgate.errors import ProtocolError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -379,7 +381,26 @@ def test_close_codes_agree() -> None:
 def test_stop_reasons_agree() -> None:
     reasons = _first_column(_section("### `stop`"))
     assert reasons == SCHEMA["$defs"]["stop"]["properties"]["reason"]["examples"]
-    assert "caller_hangup" in reasons
+    assert reasons == [reason for reason in STOP_REASONS if reason != "bot_unreachable"]
+
+
+def _rows(section: str) -> list[list[str]]:
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip().strip("`") for cell in row.split("|")[1:-1]] for row in rows[2:]]
+
+
+def test_the_limits_table_is_the_configuration() -> None:
+    rows = _rows(_section("### Limits per call"))
+    assert [key for _, key, _, _ in rows] == [
+        "call.max_queued_audio",
+        "call.max_marks",
+        "call.max_mark_name",
+        "call.max_transcript_bytes",
+    ]
+    for _, key, default, _ in rows:
+        name = key.removeprefix("call.")
+        documented = float(default.removesuffix(" s").replace(",", ""))
+        assert getattr(CallConfig(), name) == getattr(CallPolicy(), name) == documented, key
 
 
 def test_subprotocols_and_size_limit_are_documented() -> None:

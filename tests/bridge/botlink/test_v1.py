@@ -621,7 +621,7 @@ def test_every_parser_error_code_is_exercised_and_documented() -> None:
     assert set(ERROR_CODES) == dialect_codes | {
         "transfer_unavailable",
         "dtmf_unavailable",
-        "bot_timeout",
+        "queue_full",
     }
 
 

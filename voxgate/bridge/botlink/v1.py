@@ -87,11 +87,11 @@ Transport = Literal["json", "binary"]
 
 # WebSocket close codes voxgate uses towards bots (RFC 6455 section 7.4.1).
 CLOSE_NORMAL: Final = 1000  # the call ended; sent right after "stop"
-CLOSE_GOING_AWAY: Final = 1001  # voxgate is shutting down
+CLOSE_GOING_AWAY: Final = 1001  # voxgate is shutting down ("stop" reason "shutdown")
 CLOSE_UNSUPPORTED_DATA: Final = 1003  # a binary frame on a JSON-transport socket
-CLOSE_POLICY_VIOLATION: Final = 1008  # repeated protocol errors, refused authentication
+CLOSE_POLICY_VIOLATION: Final = 1008  # too many protocol errors ("stop" reason "bot_error")
 CLOSE_MESSAGE_TOO_BIG: Final = 1009  # a message over MAX_MESSAGE_BYTES
-CLOSE_INTERNAL_ERROR: Final = 1011  # voxgate failed
+CLOSE_INTERNAL_ERROR: Final = 1011  # voxgate failed on this call ("stop" reason "internal_error")
 
 UPSTREAM_TYPES: Final = ("start", "media", "dtmf", "mark", "stop", "error")
 """Message types bridge -> bot."""
@@ -105,8 +105,8 @@ ERROR_CODES: Final = (
     # the codes of voxgate.bridge.dialect, for messages refused
     *("malformed_json", "unknown_event", "missing_field", "bad_audio", "message_too_large"),
     *("not_started", "wrong_stream", "unsupported"),
-    # the call's, for requests it could not carry out, and for a silent bot
-    *("transfer_unavailable", "dtmf_unavailable", "bot_timeout"),
+    # the call's, for requests it could not carry out, and for messages over a per-call bound
+    *("transfer_unavailable", "dtmf_unavailable", "queue_full"),
 )
 """Every ``code`` an ``error`` message may carry (docs/PROTOCOL.md, "Error codes")."""
 
