@@ -1,11 +1,12 @@
-"""The Twilio and Telnyx wires side by side: builders and vector tables for the carrier tests.
+"""The Twilio, Telnyx and Plivo wires side by side: builders and vector tables for the tests.
 
-Both carriers speak one kind of media stream (voxgate/bridge/carriers/_stream.py) under
-their own field names, with a few shapes of their own. A :class:`CarrierWire` holds one
-dialect's names, builders and tables of vectors; test_carrier_common.py runs each behaviour
-the two share over :data:`TWILIO` and :data:`TELNYX`, test_twilio.py and test_telnyx.py what
-only one of them does. Every table says which way it holds. The wire facts come from
-../shared/PROTOCOLS.md and the dialect modules' docstrings (the vendor pages they cite).
+The carriers speak one kind of media stream (voxgate/bridge/carriers/_stream.py) under
+their own message and field names, with a few shapes of their own. A :class:`CarrierWire`
+holds one dialect's names, builders and tables of vectors; test_carrier_common.py runs each
+behaviour they share over :data:`CARRIERS`, test_twilio.py, test_telnyx.py and
+test_plivo.py what only one of them does. Every table says which way it holds. The wire
+facts come from ../shared/PROTOCOLS.md and the dialect modules' docstrings (the vendor
+pages they cite).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from voxgate.bridge.carriers.plivo import PlivoDialect
 from voxgate.bridge.carriers.telnyx import TelnyxDialect
 from voxgate.bridge.carriers.twilio import TwilioDialect
 from voxgate.bridge.dialect import MAX_MESSAGE_BYTES
@@ -39,7 +41,7 @@ Wire = dict[str, Any]
 Raw = str | bytes | Wire  # a message as sent; a dict goes out as JSON text
 Vectors = Sequence[tuple[Wire, UpstreamEvent]]
 Errors = Sequence[tuple[str, Raw, str]]  # (name, message, error code)
-AnyDialect = TwilioDialect | TelnyxDialect
+AnyDialect = TwilioDialect | TelnyxDialect | PlivoDialect
 
 SILENCE = b"\xff" * 160  # 20 ms of mu-law silence
 TONE = bytes(range(160))
@@ -65,22 +67,38 @@ class Stream:
     """How one dialect names the stream the vectors are about."""
 
     id: str
-    id_key: str  # the stream id's field: "streamSid", "stream_id"
+    id_key: str  # the stream id's field: "streamSid", "stream_id", "streamId"
     sequence_key: str  # "sequenceNumber", "sequence_number"
+    numbers_as_text: bool = True  # Plivo writes sequence and chunk numbers as JSON numbers
+    played_event: str = "mark"  # what the carrier calls an echoed mark ("playedStream")
+    nested_mark: bool = True  # {"mark": {"name"}} rather than a top-level "name"
 
-    def message(self, sequence: int, kind: str, body: Wire) -> Wire:
-        """A numbered message of the stream, as the carrier sends it."""
-        return {"event": kind, self.sequence_key: str(sequence), kind: body, self.id_key: self.id}
+    def number(self, value: int) -> str | int:
+        return str(value) if self.numbers_as_text else value
 
-    def media(self, sequence: int, chunk: int, timestamp: int, payload: bytes) -> Wire:
+    def message(self, sequence: int, kind: str, body: Wire | None) -> Wire:
+        """A numbered message of the stream, as the carrier sends it (no body: none)."""
+        message: Wire = {"event": kind, self.sequence_key: self.number(sequence)}
+        if body is not None:
+            message[kind] = body
+        return {**message, self.id_key: self.id}
+
+    def media(self, sequence: int, chunk: int, timestamp: int | str, payload: bytes) -> Wire:
         """A numbered inbound media message, as the carrier sends it."""
         media = {
             "track": "inbound",
-            "chunk": str(chunk),
+            "chunk": self.number(chunk),
             "timestamp": str(timestamp),
             "payload": b64(payload),
         }
         return self.message(sequence, "media", media)
+
+    def played(self, sequence: int, name: str) -> Wire:
+        """A numbered echo of mark ``name``, as the carrier sends it."""
+        if self.nested_mark:
+            return self.message(sequence, self.played_event, {"name": name})
+        played: Wire = {"event": self.played_event, self.sequence_key: self.number(sequence)}
+        return {**played, "name": name, self.id_key: self.id}
 
 
 @dataclass(frozen=True)
@@ -88,16 +106,17 @@ class CarrierWire:
     """One carrier dialect: its names, its start, and its tables of vectors."""
 
     name: str
-    dialect: type[TwilioDialect] | type[TelnyxDialect]
+    dialect: type[TwilioDialect] | type[TelnyxDialect] | type[PlivoDialect]
     stream: Stream
     call_id: str
     account_id: str
     start_event: Callable[[AudioFormat], StreamStarted]  # the stream's start in that format
     start_wire: Wire  # start_event(PCMU_8K) on the wire
     minimal_start: tuple[Wire, StreamStarted]  # the least a start may hold, and its event
-    connected: Wire  # what the carrier sends first
+    connected: Wire | None  # what the carrier sends first; None: no hello, start comes first
     dtmf_body: Callable[[str], Wire]  # the "dtmf" member the carrier sends for a digit
-    stop_body: Wire  # the "stop" member the carrier sends
+    stop_body: Wire | None  # the "stop" member the carrier sends (None: a stop without one)
+    mark_request: Callable[[str], Wire]  # a mark to play as a bot sends it, without stream id
     unnumbered: Vectors  # unnumbered frames it sends mid-stream (the session's, before stop)
     # What the application side sends to the carrier, both ways on a started stream.
     downstream: Sequence[tuple[Wire, DownstreamEvent]]
@@ -115,8 +134,9 @@ class CarrierWire:
         send) and its event. Both ways: parse_upstream on a fresh application-side dialect,
         format_upstream on a fresh telephony-side one."""
         stream = self.stream
+        hello: Vectors = [] if self.connected is None else [(self.connected, StreamConnected())]
         return [
-            (self.connected, StreamConnected()),
+            *hello,
             (self.start_wire, self.start_event(PCMU_8K)),
             (
                 stream.media(2, 1, 0, SILENCE),
@@ -128,7 +148,7 @@ class CarrierWire:
             ),
             (stream.media(4, 3, 40, b""), MediaReceived(b"", sequence=4, chunk=3, timestamp_ms=40)),
             (stream.message(5, "dtmf", self.dtmf_body("7")), DtmfReceived("7", method=self.name)),
-            (stream.message(6, "mark", {"name": "greeting"}), MarkPlayed("greeting")),
+            (stream.played(6, "greeting"), MarkPlayed("greeting")),
             *self.unnumbered,
             (stream.message(7, "stop", self.stop_body), StreamStopped()),
         ]
@@ -283,6 +303,7 @@ TWILIO = CarrierWire(
     connected=TWILIO_CONNECTED,
     dtmf_body=lambda digit: {"track": "inbound_track", "digit": digit},
     stop_body={"accountSid": AC, "callSid": CA},
+    mark_request=lambda name: {"event": "mark", "mark": {"name": name}},
     unnumbered=[],
     downstream=TWILIO_DOWNSTREAM,
     parsed=TWILIO_PARSED,
@@ -463,6 +484,7 @@ TELNYX = CarrierWire(
     connected=TELNYX_CONNECTED,
     dtmf_body=lambda digit: {"digit": digit},
     stop_body={"user_id": USER, "call_control_id": CCID},
+    mark_request=lambda name: {"event": "mark", "mark": {"name": name}},
     unnumbered=[
         (
             {
@@ -483,4 +505,168 @@ TELNYX = CarrierWire(
     media_formats=[PCMU_8K, PCMA_8K, L16_16K],
 )
 
-CARRIERS = (TWILIO, TELNYX)
+
+# --- Plivo Audio Streams -----------------------------------------------------------------
+
+PLIVO_SID = "87654321-4321-4321-4321-cba987654321"
+PLIVO_CALL = "12345678-1234-1234-1234-123456789abc"
+PLIVO_ACCOUNT = "MAXXXXXXXXXXXXXXXXXX"
+PLIVO_STREAM = Stream(
+    PLIVO_SID,
+    "streamId",
+    "sequenceNumber",
+    numbers_as_text=False,
+    played_event="playedStream",
+    nested_mark=False,
+)
+PLIVO_UNIX_MS = 1705312200000  # the timestamp of Plivo's media example: a wall clock
+
+
+def plivo_start_wire(encoding: str = "audio/x-mulaw", sample_rate: int = 8000) -> Wire:
+    """Plivo's start example (Audio Streaming Protocol Reference), with extra_headers."""
+    return {
+        "event": "start",
+        "sequenceNumber": 1,
+        "start": {
+            "callId": PLIVO_CALL,
+            "streamId": PLIVO_SID,
+            "accountId": PLIVO_ACCOUNT,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": encoding, "sampleRate": sample_rate},
+        },
+        "streamId": PLIVO_SID,
+        "extra_headers": "userId=12345;sessionId=abc-xyz",
+    }
+
+
+PLIVO_START_EVENT = StreamStarted(
+    stream_id=PLIVO_SID,
+    call_id=PLIVO_CALL,
+    media_format=PCMU_8K,
+    account_id=PLIVO_ACCOUNT,
+    tracks=("inbound",),
+    custom_parameters={"userId": "12345", "sessionId": "abc-xyz"},
+)
+
+PLIVO_DOWNSTREAM: Sequence[tuple[Wire, DownstreamEvent]] = [
+    (
+        {
+            "event": "playAudio",
+            "streamId": PLIVO_SID,
+            "media": {"contentType": "audio/x-mulaw", "sampleRate": 8000, "payload": b64(TONE)},
+        },
+        AudioSent(TONE),
+    ),
+    ({"event": "checkpoint", "streamId": PLIVO_SID, "name": "m-1"}, MarkRequested("m-1")),
+    ({"event": "clearAudio", "streamId": PLIVO_SID}, ClearRequested()),
+]
+
+PLIVO_PARSED: Vectors = [
+    (  # the reference's media example: timestamp Unix ms as a string, chunk a number
+        {
+            "event": "media",
+            "sequenceNumber": 42,
+            "streamId": PLIVO_SID,
+            "media": {
+                "track": "inbound",
+                "timestamp": str(PLIVO_UNIX_MS),
+                "chunk": 41,
+                "payload": "/w==",
+            },
+            "extra_headers": "userId=12345;sessionId=abc-xyz",
+        },
+        MediaReceived(b"\xff", sequence=42, chunk=41, timestamp_ms=PLIVO_UNIX_MS),
+    ),
+    (  # decimal strings are understood too
+        {"event": "media", "sequenceNumber": "7", "media": {"chunk": "6", "payload": ""}},
+        MediaReceived(b"", sequence=7, chunk=6),
+    ),
+    ({"event": "playedStream", "streamId": PLIVO_SID, "name": "greeting"}, MarkPlayed("greeting")),
+    (  # Plivo support's example: the answer to clearAudio, ignored by the call
+        {"sequenceNumber": 0, "event": "clearedAudio", "streamId": PLIVO_SID},
+        StreamConnected(),
+    ),
+    ({"event": "dtmf", "dtmf": {"digit": "#"}}, DtmfReceived("#", method="plivo")),
+    ({"event": "stop", "streamId": PLIVO_SID}, StreamStopped()),
+]  # fmt: skip
+
+PLIVO_BAD_UPSTREAM: Errors = [
+    ("not json", "{event: media}", "malformed_json"),
+    ("binary", b'{"event":"media"}', "malformed_json"),
+    ("unknown event", {"event": "hello"}, "unknown_event"),
+    ("no hello from plivo", {"event": "connected"}, "unknown_event"),
+    ("twilio's mark name", {"event": "mark", "mark": {"name": "a"}}, "unknown_event"),
+    ("playAudio is app-side only", {"event": "playAudio", "media": {}}, "unknown_event"),
+    ("media without media", {"event": "media", "streamId": PLIVO_SID}, "missing_field"),
+    ("payload missing", {"event": "media", "media": {}}, "missing_field"),
+    ("chunk a word", {"event": "media", "media": {"payload": "", "chunk": "two"}}, "missing_field"),
+    ("sequence < 0", {"event": "media", "sequenceNumber": -1, "media": {}}, "missing_field"),
+    ("played without name", {"event": "playedStream", "streamId": PLIVO_SID}, "missing_field"),
+    ("played name nested", {"event": "playedStream", "mark": {"name": "a"}}, "missing_field"),
+    ("digit not a key", {"event": "dtmf", "dtmf": {"digit": "x"}}, "missing_field"),
+    ("payload not base64", {"event": "media", "media": {"payload": "%%%%"}}, "bad_audio"),
+    ("other stream media", {"event": "media", "streamId": "other", "media": {}}, "wrong_stream"),
+    ("other stream cleared", {"event": "clearedAudio", "streamId": "other"}, "wrong_stream"),
+    ("second start", plivo_start_wire(), "unsupported"),
+    ("too large", {"event": "media", "media": {"payload": HUGE}}, "message_too_large"),
+]  # fmt: skip
+
+
+def plivo_start(**start: Any) -> Wire:
+    return {"event": "start", "start": start}
+
+
+PLIVO_BAD_STARTS: Sequence[Wire] = [
+    plivo_start(),
+    plivo_start(callId=PLIVO_CALL),
+    plivo_start(streamId=PLIVO_SID),
+    plivo_start(streamId=PLIVO_SID, callId=7),
+    plivo_start(streamId=PLIVO_SID, callId=PLIVO_CALL, tracks="inbound"),
+    plivo_start(streamId=PLIVO_SID, callId=PLIVO_CALL, mediaFormat={"sampleRate": 8000}),
+    {**plivo_start(streamId=PLIVO_SID, callId=PLIVO_CALL), "extra_headers": {"a": "1"}},
+]
+
+PLIVO_UNHANDLED_STARTS: Sequence[Wire] = [
+    plivo_start_wire("audio/x-l16", 8000),  # byte order undocumented
+    plivo_start_wire("audio/x-l16", 16000),
+    plivo_start_wire("audio/x-opus", 48000),
+]
+
+PLIVO_BAD_DOWNSTREAM: Errors = [
+    ("not json", "nope", "malformed_json"),
+    ("twilio's media", {"event": "media", "media": {"payload": ""}}, "unknown_event"),
+    ("twilio's clear", {"event": "clear"}, "unknown_event"),
+    ("checkpoint without name", {"event": "checkpoint", "streamId": PLIVO_SID}, "missing_field"),
+    ("bad base64", {"event": "playAudio", "media": {"payload": "***"}}, "bad_audio"),
+    ("other stream", {"event": "clearAudio", "streamId": "other"}, "wrong_stream"),
+    ("too large", " " * (MAX_MESSAGE_BYTES + 1), "message_too_large"),
+]
+
+PLIVO = CarrierWire(
+    name="plivo",
+    dialect=PlivoDialect,
+    stream=PLIVO_STREAM,
+    call_id=PLIVO_CALL,
+    account_id=PLIVO_ACCOUNT,
+    start_event=lambda media_format: replace(PLIVO_START_EVENT, media_format=media_format),
+    start_wire=plivo_start_wire(),
+    minimal_start=(
+        plivo_start(streamId=PLIVO_SID, callId=PLIVO_CALL),
+        StreamStarted(PLIVO_SID, PLIVO_CALL),
+    ),
+    connected=None,
+    dtmf_body=lambda digit: {"track": "inbound", "digit": digit},
+    stop_body=None,
+    mark_request=lambda name: {"event": "checkpoint", "name": name},
+    unnumbered=[],
+    downstream=PLIVO_DOWNSTREAM,
+    parsed=PLIVO_PARSED,
+    bad_upstream=PLIVO_BAD_UPSTREAM,
+    bad_starts=PLIVO_BAD_STARTS,
+    unhandled_starts=PLIVO_UNHANDLED_STARTS,
+    bad_downstream=PLIVO_BAD_DOWNSTREAM,
+    unsendable_formats=[PCMA_8K, L16_16K, AudioFormat(Encoding.PCM16, 16000)],
+    media_formats=[PCMU_8K],
+)
+
+CARRIERS = (TWILIO, TELNYX, PLIVO)

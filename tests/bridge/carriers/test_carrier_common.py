@@ -1,7 +1,7 @@
-"""What the Twilio and Telnyx dialects share, on both wires: vectors both ways, both roles,
-every error. Each test runs once per carrier (ids ``twilio-...``, ``telnyx-...``) over that
-carrier's tables in carrier_vectors.py; what only one dialect does is in test_twilio.py and
-test_telnyx.py."""
+"""What the carrier dialects share, on every wire: vectors both ways, both roles, every
+error. Each test runs once per carrier (ids ``twilio-...``, ``telnyx-...``, ``plivo-...``)
+over that carrier's tables in carrier_vectors.py; what only one dialect does is in
+test_twilio.py, test_telnyx.py and test_plivo.py."""
 
 from __future__ import annotations
 
@@ -126,6 +126,46 @@ def test_parse_upstream_vectors(carrier: CarrierWire, message: Wire, event: Upst
     assert carrier.started_app().parse_upstream(json.dumps(message)) == event
 
 
+def timestamp_cases() -> list[Any]:
+    """(carrier, timestamp as sent, what reaches the call) for each carrier's clock."""
+    cases = []
+    for carrier in CARRIERS:
+        most = carrier.dialect.max_timestamp_ms
+        rows: list[tuple[str, object, int | None]] = [
+            ("zero", "0", 0),
+            ("integer", 20, 20),
+            ("the-largest", str(most), most),
+            ("one-more", most + 1, None),
+            ("10**30", 10**30, None),
+            ("10**30-text", str(10**30), None),
+            ("40-digits", "9" * 40, None),
+            ("10000-digits", "9" * 10_000, None),
+            ("negative", -20, None),
+            ("negative-text", "-20", None),
+            ("float", 1e30, None),
+            ("fraction", 20.5, None),
+            ("infinity", float("inf"), None),
+            ("bool", True, None),
+            ("word", "soon", None),
+            ("object", {"ms": 20}, None),
+        ]
+        cases += [pytest.param(carrier, sent, got, id=f"{carrier.name}-{label}")
+                  for label, sent, got in rows]  # fmt: skip
+    return cases
+
+
+@pytest.mark.parametrize(("carrier", "timestamp", "expected"), timestamp_cases())
+def test_unusable_timestamp_reaches_the_call_as_absent_and_the_audio_goes_through(
+    carrier: CarrierWire, timestamp: object, expected: int | None
+) -> None:
+    # "Huge carrier timestamps (10^30) are passed to the bot": the range is checked, and a
+    # frame is never dropped for its timestamp (the call derives one when it is absent).
+    message = carrier.stream.media(3, 2, 0, TONE)
+    message["media"]["timestamp"] = timestamp
+    event = carrier.started_app().parse_upstream(json.dumps(message))
+    assert event == MediaReceived(TONE, sequence=3, chunk=2, timestamp_ms=expected)
+
+
 @pytest.mark.parametrize("carrier", EACH_CARRIER)
 def test_order_restoration_numbers_are_ints_as_sent(carrier: CarrierWire) -> None:
     # Telnyx: "Media frame order is not guaranteed"
@@ -159,8 +199,10 @@ def test_stop_may_come_before_start(carrier: CarrierWire) -> None:
 @pytest.mark.parametrize("carrier", EACH_CARRIER)
 def test_telephony_role_numbers_what_it_sends_as_the_carrier_does(carrier: CarrierWire) -> None:
     dialect = carrier.dialect()
+    stream = carrier.stream
+    hello = dialect.format_upstream(StreamConnected())
+    assert (hello and wire(hello)) == carrier.connected  # unnumbered, or none at all
     events: list[UpstreamEvent] = [
-        StreamConnected(),
         carrier.start_event(PCMU_8K),
         MediaReceived(SILENCE),
         MediaReceived(SILENCE),
@@ -170,18 +212,18 @@ def test_telephony_role_numbers_what_it_sends_as_the_carrier_does(carrier: Carri
         StreamStopped(),
     ]
     sent = [wire(dialect.format_upstream(event)) for event in events]
-    kinds = ["connected", "start", "media", "media", "media", "dtmf", "mark", "stop"]
+    kinds = ["start", "media", "media", "media", "dtmf", stream.played_event, "stop"]
     assert [m["event"] for m in sent] == kinds
-    assert sent[0] == carrier.connected  # unnumbered
-    sequence_numbers = [m[carrier.stream.sequence_key] for m in sent[1:]]
-    assert sequence_numbers == ["1", "2", "3", "4", "5", "6", "7"]
-    assert all(m[carrier.stream.id_key] == carrier.stream.id for m in sent[1:])
-    media = [m["media"] for m in sent[2:5]]
-    assert [(m["chunk"], m["timestamp"]) for m in media] == [("1", "0"), ("2", "20"), ("3", "40")]
-    assert all(isinstance(value, str) for m in media for value in m.values())
+    sequence_numbers = [m[stream.sequence_key] for m in sent]
+    assert sequence_numbers == [stream.number(n) for n in range(1, 8)]
+    assert all(m[stream.id_key] == stream.id for m in sent)
+    media = [m["media"] for m in sent[1:4]]
+    numbered = [(m["chunk"], m["timestamp"]) for m in media]
+    assert numbered == [(stream.number(1), "0"), (stream.number(2), "20"), (stream.number(3), "40")]
     assert base64.b64decode(media[0]["payload"]) == SILENCE
-    assert sent[5]["dtmf"] == carrier.dtmf_body("1")
-    assert sent[7]["stop"] == carrier.stop_body
+    assert sent[4]["dtmf"] == carrier.dtmf_body("1")
+    assert sent[5] == stream.played(6, "x")
+    assert sent[6].get("stop") == carrier.stop_body
 
 
 @pytest.mark.parametrize("carrier", EACH_CARRIER)
@@ -195,12 +237,13 @@ def test_telephony_timestamps_follow_bytes_per_track_unless_given(carrier: Carri
         MediaReceived(b"\xff" * 160),
     ]
     media = [wire(dialect.format_upstream(e))["media"] for e in events]
+    number = carrier.stream.number
     assert [(m["track"], m["chunk"], m["timestamp"]) for m in media] == [
-        ("inbound", "1", "0"),
-        ("outbound", "1", "0"),
-        ("inbound", "2", "10"),
-        ("inbound", "3", "999"),
-        ("inbound", "4", "60"),  # 10 + 30 + 20 ms sent before it
+        ("inbound", number(1), "0"),
+        ("outbound", number(1), "0"),
+        ("inbound", number(2), "10"),
+        ("inbound", number(3), "999"),
+        ("inbound", number(4), "60"),  # 10 + 30 + 20 ms sent before it
     ]
 
 
@@ -256,10 +299,10 @@ def test_size_is_checked_before_parsing(carrier: CarrierWire, message: Message) 
 
 @pytest.mark.parametrize("carrier", EACH_CARRIER)
 def test_message_at_the_limit_is_parsed(carrier: CarrierWire) -> None:
-    padding = "x" * (MAX_MESSAGE_BYTES - len('{"event":"connected","pad":""}'))
-    message = f'{{"event":"connected","pad":"{padding}"}}'
+    padding = "x" * (MAX_MESSAGE_BYTES - len('{"event":"stop","pad":""}'))
+    message = f'{{"event":"stop","pad":"{padding}"}}'
     assert len(message.encode()) == MAX_MESSAGE_BYTES
-    assert carrier.dialect().parse_upstream(message) == StreamConnected()
+    assert carrier.dialect().parse_upstream(message) == StreamStopped()
 
 
 @pytest.mark.parametrize(("carrier", "message"), each_row(lambda c: c.bad_starts))
@@ -290,31 +333,45 @@ def test_bad_bot_message_is_a_non_fatal_error(
 
 
 # Each way a stream's message can come or go before the stream's start: parsing what the carrier
-# sends, parsing what a bot sends it, formatting either.
-EMPTY_MEDIA = '{"event": "media", "media": {"payload": ""}}'
-DTMF = '{"event": "dtmf", "dtmf": {"digit": "1"}}'
-MARK = '{"event": "mark", "mark": {"name": "a"}}'
+# sends, parsing what a bot sends it, formatting either; in each carrier's names.
+EMPTY_MEDIA: Wire = {"event": "media", "media": {"payload": ""}}
+DTMF: Wire = {"event": "dtmf", "dtmf": {"digit": "1"}}
+
+
+def _bot_audio(c: CarrierWire) -> str:
+    return json.dumps({**EMPTY_MEDIA, "event": c.dialect.audio_event})
+
+
+def _played(c: CarrierWire) -> str:
+    played = c.stream.played(1, "a")
+    del played[c.stream.id_key], played[c.stream.sequence_key]
+    return json.dumps(played)
+
+
 BEFORE_START = [
-    pytest.param(lambda d: d.parse_upstream(EMPTY_MEDIA), id="media"),
-    pytest.param(lambda d: d.parse_upstream(DTMF), id="dtmf"),
-    pytest.param(lambda d: d.parse_upstream(MARK), id="mark"),
-    pytest.param(lambda d: d.parse_downstream(EMPTY_MEDIA), id="bot-media"),
-    pytest.param(lambda d: d.parse_downstream('{"event": "clear"}'), id="bot-clear"),
-    pytest.param(lambda d: d.parse_downstream(MARK), id="bot-mark"),
-    pytest.param(lambda d: d.format_downstream(AudioSent(SILENCE)), id="send-audio"),
-    pytest.param(lambda d: d.format_downstream(ClearRequested()), id="send-clear"),
-    pytest.param(lambda d: d.format_upstream(MediaReceived(SILENCE)), id="send-media"),
-    pytest.param(lambda d: d.format_upstream(StreamStopped()), id="send-stop"),
+    pytest.param(lambda d, c: d.parse_upstream(json.dumps(EMPTY_MEDIA)), id="media"),
+    pytest.param(lambda d, c: d.parse_upstream(json.dumps(DTMF)), id="dtmf"),
+    pytest.param(lambda d, c: d.parse_upstream(_played(c)), id="mark"),
+    pytest.param(lambda d, c: d.parse_downstream(_bot_audio(c)), id="bot-media"),
+    pytest.param(
+        lambda d, c: d.parse_downstream(json.dumps({"event": c.dialect.clear_event})),
+        id="bot-clear",
+    ),
+    pytest.param(lambda d, c: d.parse_downstream(json.dumps(c.mark_request("a"))), id="bot-mark"),
+    pytest.param(lambda d, c: d.format_downstream(AudioSent(SILENCE)), id="send-audio"),
+    pytest.param(lambda d, c: d.format_downstream(ClearRequested()), id="send-clear"),
+    pytest.param(lambda d, c: d.format_upstream(MediaReceived(SILENCE)), id="send-media"),
+    pytest.param(lambda d, c: d.format_upstream(StreamStopped()), id="send-stop"),
 ]
 
 
 @pytest.mark.parametrize("carrier", EACH_CARRIER)
 @pytest.mark.parametrize("handle", BEFORE_START)
 def test_stream_messages_before_start_are_not_started(
-    carrier: CarrierWire, handle: Callable[[AnyDialect], object]
+    carrier: CarrierWire, handle: Callable[[AnyDialect, CarrierWire], object]
 ) -> None:
     with pytest.raises(ProtocolError) as caught:
-        handle(carrier.dialect())
+        handle(carrier.dialect(), carrier)
     assert (caught.value.code, caught.value.fatal) == ("not_started", False)
 
 

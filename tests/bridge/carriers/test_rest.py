@@ -1,9 +1,11 @@
-"""Carrier REST requests as data, and Twilio's request signature."""
+"""Carrier REST requests as data, and the carriers' request signatures."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -12,6 +14,10 @@ import pytest
 
 from voxgate.bridge.carriers.rest import (
     HttpRequest,
+    plivo_hangup,
+    plivo_signature,
+    plivo_signature_valid,
+    plivo_transfer,
     telnyx_hangup,
     telnyx_transfer,
     twilio_hangup,
@@ -110,6 +116,36 @@ def test_telnyx_api_base_and_path_segments() -> None:
     assert request.url == "http://127.0.0.1:8099/v2/calls/v3:a%2Fb%3Fc/actions/hangup"
 
 
+# --- Plivo --------------------------------------------------------------------------------------
+
+PLIVO_ID = "MAY2RJNZKZNJMWOXXX"
+PLIVO_TOKEN = "plivo-auth-token"
+PLIVO_CALL = "78737f83-4660-490d-98e1-025dfe4b5c8f"
+
+
+def test_plivo_hangup_deletes_the_call() -> None:
+    basic = base64.b64encode(f"{PLIVO_ID}:{PLIVO_TOKEN}".encode()).decode()
+    assert plivo_hangup(PLIVO_ID, PLIVO_TOKEN, PLIVO_CALL) == HttpRequest(
+        "DELETE",
+        f"https://api.plivo.com/v1/Account/{PLIVO_ID}/Call/{PLIVO_CALL}/",
+        {"Authorization": f"Basic {basic}", "Accept": "application/json"},
+        b"",
+    )
+
+
+def test_plivo_api_base_and_path_segments() -> None:
+    request = plivo_hangup(PLIVO_ID, PLIVO_TOKEN, "a/../b c", api_base="http://127.0.0.1:8099/")
+    assert request.url == f"http://127.0.0.1:8099/v1/Account/{PLIVO_ID}/Call/a%2F..%2Fb%20c/"
+
+
+def test_plivo_transfer_is_unsupported_rather_than_invented() -> None:
+    # Plivo's transfer fetches new XML from aleg_url; voxgate serves no such URL.
+    with pytest.raises(ProtocolError) as caught:
+        plivo_transfer(PLIVO_ID, PLIVO_TOKEN, PLIVO_CALL, "+15550100")
+    assert caught.value.code == "unsupported"
+    assert "aleg_url" in caught.value.message
+
+
 # --- bad arguments and the request value ---------------------------------------------------------
 
 
@@ -121,6 +157,11 @@ def test_telnyx_api_base_and_path_segments() -> None:
         lambda: twilio_transfer(AC, TOKEN, "", "+15550100"),
         lambda: telnyx_hangup("", CCID),
         lambda: telnyx_transfer(KEY, "", "+15550100"),
+        lambda: plivo_hangup("", PLIVO_TOKEN, PLIVO_CALL),
+        lambda: plivo_hangup(PLIVO_ID, "", PLIVO_CALL),
+        # without a call uuid, Plivo's DELETE would hang up every call of the account
+        lambda: plivo_hangup(PLIVO_ID, PLIVO_TOKEN, ""),
+        lambda: plivo_hangup(PLIVO_ID, PLIVO_TOKEN, "  "),
     ],
 )
 def test_empty_credentials_or_ids_are_config_errors(build: Callable[[], HttpRequest]) -> None:
@@ -226,3 +267,63 @@ def test_default_port_is_optional_as_in_twilio_validators(signed: str, checked: 
 )
 def test_other_ports_are_not_interchangeable(signed: str, checked: str) -> None:
     assert not twilio_signature_valid(TOKEN, checked, twilio_signature(TOKEN, signed))
+
+
+# --- Plivo signature (V3) ------------------------------------------------------------------------
+
+
+def reference_v3(token: str, message: str) -> str:
+    """HMAC-SHA256 of the message Plivo signs, written out by hand in each case below."""
+    digest = hmac.new(token.encode(), message.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "signed"),
+    [
+        ("wss://vx.example.com/v1/streams/plivo", "wss://vx.example.com/v1/streams/plivo"),
+        (  # query parameters sorted by name, written back decoded
+            "wss://vx.example.com/v1/streams/plivo?token=t%2Bk&b=2&a=1",
+            "wss://vx.example.com/v1/streams/plivo?a=1&b=2&token=t+k",
+        ),
+        ("wss://h.example/p?b=2&b=1", "wss://h.example/p?b=1&b=2"),
+    ],
+)
+def test_plivo_signature_signs_the_sorted_url_then_a_dot_and_the_nonce(
+    url: str, signed: str
+) -> None:
+    nonce = "05429567804466091622"
+    expected = reference_v3(PLIVO_TOKEN, f"{signed}.{nonce}")
+    assert plivo_signature(PLIVO_TOKEN, url, nonce) == expected
+    assert plivo_signature_valid(PLIVO_TOKEN, url, nonce, expected)
+
+
+def test_plivo_signature_header_may_list_several() -> None:
+    url, nonce = "wss://vx.example.com/v1/streams/plivo", "123"
+    good = plivo_signature(PLIVO_TOKEN, url, nonce)
+    other = plivo_signature("another-token", url, nonce)
+    assert plivo_signature_valid(PLIVO_TOKEN, url, nonce, f"{other}, {good}")
+    assert not plivo_signature_valid(PLIVO_TOKEN, url, nonce, other)
+
+
+@pytest.mark.parametrize(
+    ("token", "url", "nonce", "header"),
+    [
+        ("wrong", "wss://h.example/p", "1", None),
+        (PLIVO_TOKEN, "wss://h.example/other", "1", None),
+        (PLIVO_TOKEN, "wss://h.example/p", "2", None),
+        (PLIVO_TOKEN, "wss://h.example/p", "", None),  # no nonce, no trust
+        (PLIVO_TOKEN, "wss://h.example/p", "1", ""),
+        (PLIVO_TOKEN, "wss://h.example/p", "1", "é€\ud800"),
+    ],
+)
+def test_plivo_signature_mismatches_are_refused(
+    token: str, url: str, nonce: str, header: str | None
+) -> None:
+    signed = plivo_signature(PLIVO_TOKEN, "wss://h.example/p", "1")
+    assert not plivo_signature_valid(token, url, nonce, signed if header is None else header)
+
+
+def test_plivo_signature_without_a_token_is_never_valid() -> None:
+    url = "wss://h.example/p"
+    assert not plivo_signature_valid("", url, "1", plivo_signature("", url, "1"))
