@@ -136,6 +136,21 @@ def test_text_line_has_a_timestamp_the_call_and_the_fields() -> None:
     )
 
 
+def test_text_line_prefix_is_not_taken_for_a_header() -> None:
+    line = TextFormatter().format(record("carrier hangup done", name="voxgate.session"))
+    assert line.endswith("info    voxgate.session: carrier hangup done")
+    line = TextFormatter().format(record("x", name="voxgate.auth_token"))
+    assert line.endswith("voxgate.auth_token: x")
+
+
+def test_fields_named_like_secrets_and_object_reprs() -> None:
+    made = record("m", api_key="S3CRET", token_count=3, websocket=object(), plain="a b")
+    assert TextFormatter().format(made).endswith('m api_key=*** token_count=3 plain="a b"')
+    entry = json_line(made)
+    assert entry["api_key"] == "***" and entry["token_count"] == 3
+    assert "websocket" not in entry
+
+
 def test_text_line_is_one_line_and_has_no_secret() -> None:
     forged = "bye\n2026-12-01T11:28:01.123Z info    voxgate.bridge: [vx-2] forged"
     line = TextFormatter().format(
@@ -348,8 +363,8 @@ def test_bad_metric_names_are_refused(name: str) -> None:
 
 
 def test_bad_label_names_are_refused() -> None:
+    labels: dict[str, str] = {"kind}": "x"}
     with pytest.raises(ValueError, match="not a metric or label name"):
-        labels: dict[str, str] = {"kind}": "x"}
         Metrics().count("errors", 1, **labels)
 
 

@@ -205,7 +205,13 @@ def test_redact_header_lines(text: str, redacted: str) -> None:
         ('"api_key":"S3CRET","lang":"en"', '"api_key":"***","lang":"en"'),
         # free-text key=value
         ("presented token=S3CRET", "presented token=***"),
+        ("> X-Tenant-Key: S3CRET", "> X-Tenant-Key: ***"),
+        ("key: S3CRET", "key: ***"),
         # nothing to hide: unchanged
+        ("voxgate.session: [vx-1] carrier hangup done", None),
+        ("session: 3 calls", None),
+        ("KeyError: 'frames'", None),
+        ("monkey: business", None),
         ("bot connected (attempt 1, text)", None),
         ("carrier closed code=1008 reason=too slow", None),
         ("call ended: caller_hangup after 12.3 s, 600 frames in", None),

@@ -31,7 +31,7 @@ from typing import Final
 
 import numpy as np
 
-from voxgate.redact import redact_headers, redact_url, scrub
+from voxgate.redact import MASK, is_secret_name, redact_headers, redact_url, scrub
 
 RESERVOIR: Final = 50_000  # latest observations kept per summary
 MAX_SERIES: Final = 1_000  # label sets per counter; beyond it, every label value is "other"
@@ -43,6 +43,7 @@ _STANDARD_ATTRIBUTES: Final = frozenset(
 )
 _ESCAPE: Final = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b")  # ANSI CSI sequences, lone ESC
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_OBJECT_REPR: Final = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 def iso_timestamp(created: float) -> str:
@@ -57,7 +58,12 @@ def _uncoloured(text: str) -> str:
 
 
 def _extras(record: logging.LogRecord) -> dict[str, str | int | float | bool | None]:
-    """The record's extra fields, scrubbed; values holding escape sequences are dropped."""
+    """The record's extra fields, scrubbed.
+
+    Dropped: values holding escape sequences (colours), objects without a
+    readable form (``<... object at 0x...>``, as the websockets library adds).
+    A field with a secret-looking name (``token``, ``api_key``) shows ``***``.
+    """
     extras: dict[str, str | int | float | bool | None] = {}
     for key, value in vars(record).items():
         if key in _STANDARD_ATTRIBUTES or key.startswith("_"):
@@ -66,8 +72,9 @@ def _extras(record: logging.LogRecord) -> dict[str, str | int | float | bool | N
             extras[key] = value
             continue
         text = value if isinstance(value, str) else str(value)
-        if "\x1b" not in text:
-            extras[key] = scrub(text)
+        if "\x1b" in text or _OBJECT_REPR.fullmatch(text):
+            continue
+        extras[key] = MASK if is_secret_name(key) else scrub(text)
     return extras
 
 
@@ -105,13 +112,14 @@ class TextFormatter(logging.Formatter):
         message = _one_line(_uncoloured(record.getMessage()))
         line = (
             f"{iso_timestamp(record.created)} {record.levelname.lower():7} {record.name}: "
-            f"{prefix}{message}{fields}"
+            + scrub(f"{prefix}{message}")
+            + fields
         )
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + scrub(self.formatException(record.exc_info))
         if record.stack_info:
-            line += "\n" + self.formatStack(record.stack_info)
-        return scrub(line)
+            line += "\n" + scrub(self.formatStack(record.stack_info))
+        return line
 
 
 def _one_line(text: str) -> str:

@@ -181,8 +181,10 @@ _PARAMETER: Final = re.compile(
     r"(?i)(?<![\w.%-])(?=[\w.%-]*?(?:" + _SECRET_WORD + r")|(?:pass|pw|sig)=)"
     r"([\w.%-]++)=(?!\*\*\*)[^&;#\s\"'<>\\,)]+"
 )
+# "Name: value": "X-Api-Key: ..." and "wss_header: ...", not "session: 3" nor "KeyError: 'x'".
+_HEADER_WORD: Final = r"token|secret|passw|pwd|auth|credential|signature|cookie|jwt|header"
 _HEADER: Final = re.compile(
-    r"(?i)(?<![\w-])(?=[\w-]*?(?:" + _SECRET_WORD + r"|header))"
+    r"(?i)(?<![\w-])(?=[\w-]*?(?:" + _HEADER_WORD + r")|(?:[\w-]*[_-])?key(?![a-z0-9]))"
     r"([\w-]++)([\"']?+[ \t]*+:[ \t]*+[\"']?+)(?!\*\*\*)([^\r\n\"'\\]+)"
 )
 _CREDENTIAL: Final = re.compile(r"(?i)(?<![\w-])(bearer|basic)[ \t]++(?!\*\*\*)[\w.~+/=-]+")
