@@ -1,4 +1,4 @@
-"""A carrier emulator: plays Twilio or Telnyx opening a media stream to voxgate.
+"""A carrier emulator: plays Twilio, Telnyx or Plivo opening a media stream to voxgate.
 
 Written from the carriers' documentation, independently of voxgate's own
 dialect modules, so end-to-end tests compare voxgate against the vendors'
@@ -23,6 +23,27 @@ Sources, followed field by field:
   "title", "detail"}, "stream_id"}`` (100003 malformed_frame, 100004
   invalid_media), the auth token as the ``x-telnyx-streaming-auth-token``
   upgrade header. Mark and clear behave as Twilio's.
+- Plivo, "Stream Event Protocol" and "Audio Streaming Protocol Reference"
+  (plivo.com/docs/voice/audio-streaming/...), the ``<Stream>`` XML page and
+  the playAudio/checkpoint/clearAudio event pages: no ``connected``, ``start``
+  first (``sequenceNumber`` 1 as a JSON number; ``start.callId``,
+  ``streamId``, ``accountId``, ``tracks``, ``mediaFormat`` {``encoding``,
+  ``sampleRate``}; the ``extraHeaders`` as top-level ``extra_headers``
+  ``"k=v;k=v"``); ``media`` with top-level ``streamId``, ``media.track``,
+  ``media.timestamp`` (Unix milliseconds, a string) and ``media.chunk`` (a
+  number). The application sends ``playAudio`` {``media``: {``contentType``,
+  ``sampleRate``, ``payload``}}, ``checkpoint`` {``streamId``, ``name``},
+  answered by ``playedStream`` {``streamId``, ``name``} once the audio
+  before it has played (and only then: "playedStream will only be emitted
+  if the preceding events were played successfully", so a ``clearAudio``
+  drops pending checkpoints without an answer), and ``clearAudio``
+  {``streamId``}, answered by ``clearedAudio``. The stream ends with the
+  socket closing (the lifecycle goes to an HTTP status callback). Not from a
+  Plivo page: the ``dtmf`` body ``{"track", "digit"}`` and the
+  ``audio.plivo.com`` subprotocol the emulator offers (third-party
+  adapters); the ``X-Plivo-Signature-V3`` headers on the upgrade (Plivo's
+  "Validation" page and its SDK's algorithm: HMAC-SHA256 over the URL with
+  its query sorted, ``"."``, the nonce).
 
 State machine of one emulated stream::
 
@@ -57,13 +78,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Literal, Self
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from voxgate.codecs.formats import AudioFormat, Encoding
 
-CarrierDialect = Literal["twilio", "telnyx"]
+CarrierDialect = Literal["twilio", "telnyx", "plivo"]
 JsonObject = dict[str, Any]
 
 TIMEOUT: Final = 5.0
@@ -73,9 +96,17 @@ FRAME_MS: Final = 20
 TELNYX_CODECS: Final = {"PCMU": Encoding.PCMU, "PCMA": Encoding.PCMA, "L16": Encoding.L16}
 """Telnyx bidirectional codecs whose playout time the emulator can compute."""
 
+PLIVO_CODECS: Final = {
+    "PCMU": ("audio/x-mulaw", Encoding.PCMU),
+    "L16": ("audio/x-l16", Encoding.L16),
+}
+"""Plivo's stream content types; L16's byte order does not matter to playout timing."""
+PLIVO_SUBPROTOCOL: Final = "audio.plivo.com"
+
 _ENVELOPE_KEYS: Final = {
     "twilio": ("sequenceNumber", "streamSid"),
     "telnyx": ("sequence_number", "stream_id"),
+    "plivo": ("sequenceNumber", "streamId"),
 }
 DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
 TELNYX_MALFORMED_FRAME: Final = (
@@ -95,6 +126,17 @@ def twilio_signature(auth_token: str, url: str, params: Mapping[str, str] | None
     """``X-Twilio-Signature``: base64 HMAC-SHA1 over the URL then each sorted key+value."""
     signed = url + "".join(key + value for key, value in sorted((params or {}).items()))
     digest = hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def plivo_signature_v3(auth_token: str, url: str, nonce: str) -> str:
+    """``X-Plivo-Signature-V3`` of a GET: base64 HMAC-SHA256 of the URL (query sorted by
+    name, values decoded), a dot and the nonce."""
+    parts = urlsplit(url)
+    query = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    signed = f"{base}?{query}.{nonce}" if query else f"{base}.{nonce}"
+    digest = hmac.new(auth_token.encode(), signed.encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -183,30 +225,36 @@ class CarrierEmulator:
         client_state: str | None = None,
         twilio_auth_token: str | None = None,
         streaming_auth_token: str | None = None,
+        plivo_auth_token: str | None = None,
         timeout: float = TIMEOUT,
     ) -> None:
-        if dialect not in ("twilio", "telnyx"):
-            raise ValueError(f"dialect must be 'twilio' or 'telnyx', not {dialect!r}")
+        if dialect not in ("twilio", "telnyx", "plivo"):
+            raise ValueError(f"dialect must be 'twilio', 'telnyx' or 'plivo', not {dialect!r}")
         self.url, self.dialect, self.timeout = url, dialect, timeout
         self.audio_format = _carrier_format(dialect, encoding, sample_rate)
         self.encoding = encoding
         self.custom_parameters = dict(custom_parameters or {})
         self.from_number, self.to_number, self.client_state = from_number, to_number, client_state
-        twilio = dialect == "twilio"
-        self.call_id = call_id or (twilio_sid("CA") if twilio else _telnyx_call_control_id())
-        self.stream_id = stream_id or (twilio_sid("MZ") if twilio else str(uuid.uuid4()).upper())
-        self.account_id = account_id or (twilio_sid("AC") if twilio else str(uuid.uuid4()))
+        self.call_id, self.stream_id, self.account_id = _ids(dialect)
+        self.call_id = call_id or self.call_id
+        self.stream_id = stream_id or self.stream_id
+        self.account_id = account_id or self.account_id
         self.call_session_id = str(uuid.uuid4())
         self.headers = dict(headers or {})
         if twilio_auth_token is not None:
             self.headers["X-Twilio-Signature"] = twilio_signature(twilio_auth_token, url)
         if streaming_auth_token is not None:
             self.headers["x-telnyx-streaming-auth-token"] = streaming_auth_token
+        if plivo_auth_token is not None:
+            nonce = str(secrets.randbelow(10**20)).zfill(20)
+            self.headers["X-Plivo-Signature-V3"] = plivo_signature_v3(plivo_auth_token, url, nonce)
+            self.headers["X-Plivo-Signature-V3-Nonce"] = nonce
         # What the emulator sent and received.
         self.sent: list[str | bytes] = []
         self.events: list[JsonObject] = []
         self.media: list[MediaFrame] = []
         self.mark_echoes: list[MarkEcho] = []
+        self.marks_dropped: list[str] = []  # Plivo: checkpoints a clearAudio dropped unanswered
         self.clears: list[float] = []
         self.protocol_errors: list[str] = []
         self.closed = asyncio.Event()
@@ -220,6 +268,7 @@ class CarrierEmulator:
         self._chunk = 0
         self._media_ms = 0.0
         self._started_at = 0.0
+        self._wall_ms_at_start = 0  # Plivo stamps media with Unix milliseconds
         self._changed = asyncio.Condition()
         self._wake_marks = asyncio.Event()
         self._echo_lock = asyncio.Lock()
@@ -242,6 +291,7 @@ class CarrierEmulator:
         self._ws = await connect(
             self.url,
             additional_headers=self.headers,
+            subprotocols=[Subprotocol(PLIVO_SUBPROTOCOL)] if self.dialect == "plivo" else None,
             open_timeout=self.timeout,
             close_timeout=self.timeout,
             ping_interval=None,
@@ -252,11 +302,13 @@ class CarrierEmulator:
             asyncio.create_task(self._receive_loop(), name="carrier-receive"),
             asyncio.create_task(self._mark_loop(), name="carrier-marks"),
         ]
-        connected = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
-        if self.dialect == "telnyx":
-            del connected["protocol"]
-        await self._send_json(connected)
+        if self.dialect != "plivo":  # Plivo's first message is start
+            connected = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+            if self.dialect == "telnyx":
+                del connected["protocol"]
+            await self._send_json(connected)
         self._started_at = time.monotonic()
+        self._wall_ms_at_start = int(time.time() * 1000)
         await self._send_json(self._start_message())
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -273,9 +325,10 @@ class CarrierEmulator:
         self._tasks = []
 
     async def hang_up(self) -> None:
-        """The caller hangs up: ``stop``, then the carrier closes the socket."""
-        with contextlib.suppress(ConnectionClosed):  # unless voxgate closed it first
-            await self.send_stop()
+        """The caller hangs up: ``stop`` (not Plivo), then the carrier closes the socket."""
+        if self.dialect != "plivo":
+            with contextlib.suppress(ConnectionClosed):  # unless voxgate closed it first
+                await self.send_stop()
         await self.close()
 
     # -- what the carrier sends ---------------------------------------------
@@ -327,12 +380,17 @@ class CarrierEmulator:
         if self.dialect == "twilio":
             await self._send_json(self._message("dtmf", {"track": "inbound_track", "digit": digit}))
             return
+        if self.dialect == "plivo":
+            await self._send_json(self._message("dtmf", {"track": "inbound", "digit": digit}))
+            return
         occurred_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         await self._send_json(
             {**self._message("dtmf", {"digit": digit}), "occurred_at": occurred_at}
         )
 
     async def send_stop(self) -> None:
+        if self.dialect == "plivo":
+            raise ValueError("Plivo sends no stop: the stream ends with the socket closing")
         if self.dialect == "twilio":
             stop = {"accountSid": self.account_id, "callSid": self.call_id}
         else:
@@ -392,6 +450,23 @@ class CarrierEmulator:
 
     def _start_message(self) -> JsonObject:
         start: JsonObject
+        if self.dialect == "plivo":
+            start = {
+                "callId": self.call_id,
+                "streamId": self.stream_id,
+                "accountId": self.account_id,
+                "tracks": ["inbound"],
+                "mediaFormat": {
+                    "encoding": PLIVO_CODECS[self.encoding][0],
+                    "sampleRate": self.audio_format.sample_rate,
+                },
+            }
+            message: JsonObject = {"event": "start", "sequenceNumber": self._next_sequence()}
+            message["start"] = start
+            if self.custom_parameters:
+                pairs = (f"{k}={v}" for k, v in self.custom_parameters.items())
+                message["extra_headers"] = ";".join(pairs)
+            return message
         if self.dialect == "twilio":
             media_format: JsonObject = {"encoding": "audio/x-mulaw", "sampleRate": 8000}
             start = {
@@ -418,10 +493,12 @@ class CarrierEmulator:
 
     def _media_message(self, chunk: bytes) -> JsonObject:
         self._chunk += 1
-        timestamp = str(int(self._media_ms))
+        media_ms = int(self._media_ms)
+        timestamp = str(self._wall_ms_at_start + media_ms if self.dialect == "plivo" else media_ms)
         self._media_ms += len(chunk) * 1000 / self.audio_format.bytes_per(1000)
         payload = base64.b64encode(chunk).decode("ascii")
-        media = {"track": "inbound", "chunk": str(self._chunk), "timestamp": timestamp}
+        number = self._chunk if self.dialect == "plivo" else str(self._chunk)
+        media = {"track": "inbound", "chunk": number, "timestamp": timestamp}
         return self._message("media", {**media, "payload": payload})
 
     def _message(self, event: str, body: JsonObject) -> JsonObject:
@@ -434,9 +511,20 @@ class CarrierEmulator:
             stream: self.stream_id,
         }
 
-    def _next_sequence(self) -> str:
+    def _mark_echo(self, name: str) -> JsonObject:
+        """Twilio's and Telnyx's ``mark``, Plivo's ``playedStream``."""
+        if self.dialect != "plivo":
+            return self._message("mark", {"name": name})
+        return {
+            "event": "playedStream",
+            "sequenceNumber": self._next_sequence(),
+            "streamId": self.stream_id,
+            "name": name,
+        }
+
+    def _next_sequence(self) -> str | int:
         self._sequence += 1
-        return str(self._sequence)
+        return self._sequence if self.dialect == "plivo" else str(self._sequence)
 
     # -- receiving -------------------------------------------------------------
 
@@ -459,10 +547,12 @@ class CarrierEmulator:
         try:
             event = self._parse(message)
             kind = event.get("event")
-            if kind == "media":
+            if self.dialect == "plivo":
+                await self._plivo(kind, event, now)
+            elif kind == "media":
                 self._on_media(event, now)
             elif kind == "mark":
-                self._on_mark(event, now)
+                self._on_mark(event.get("mark"), now)
             elif kind == "clear":
                 await self._on_clear(now)
             else:
@@ -472,7 +562,7 @@ class CarrierEmulator:
 
     def _parse(self, message: str | bytes) -> JsonObject:
         if isinstance(message, bytes):
-            raise _RefusedError("binary frame: both carriers take JSON text frames only")
+            raise _RefusedError("binary frame: the carriers take JSON text frames only")
         try:
             event = json.loads(message)
         except ValueError:
@@ -483,6 +573,40 @@ class CarrierEmulator:
         if self.dialect == "twilio" and event.get("streamSid") != self.stream_id:
             raise _RefusedError(f"streamSid {event.get('streamSid')!r} is not {self.stream_id!r}")
         return event
+
+    async def _plivo(self, kind: object, event: JsonObject, now: float) -> None:
+        """What Plivo does with an application's message."""
+        stream_id = event.get("streamId")
+        if kind in ("checkpoint", "clearAudio") and stream_id is None:
+            raise _RefusedError(f"{kind} without a streamId")
+        if stream_id is not None and stream_id != self.stream_id:
+            raise _RefusedError(f"streamId {stream_id!r} is not {self.stream_id!r}")
+        if kind == "playAudio":
+            self._check_play_audio(event)
+            self._on_media(event, now)
+        elif kind == "checkpoint":
+            self._on_mark(event, now)
+        elif kind == "clearAudio":
+            await self._on_clear(now)
+        elif kind == "sendDTMF":
+            if not isinstance(event.get("dtmf"), str):
+                raise _RefusedError("sendDTMF without a dtmf string")
+        else:
+            raise _RefusedError(f"unknown event {kind!r}")
+
+    def _check_play_audio(self, event: JsonObject) -> None:
+        """The stream's content type and rate on every playAudio (Plivo support: switching
+        codecs between playAudio events is not supported)."""
+        media = event.get("media")
+        if not isinstance(media, dict):
+            raise _RefusedError("playAudio without a media object")
+        content_type = PLIVO_CODECS[self.encoding][0]
+        rate = self.audio_format.sample_rate
+        if (media.get("contentType"), media.get("sampleRate")) != (content_type, rate):
+            raise _RefusedError(
+                f"playAudio as {media.get('contentType')!r} at {media.get('sampleRate')!r} "
+                f"on a {content_type} {rate} Hz stream"
+            )
 
     def _on_media(self, event: JsonObject, now: float) -> None:
         media = event.get("media")
@@ -498,19 +622,31 @@ class CarrierEmulator:
         self.media.append(MediaFrame(payload, now))
         self.playout.add_audio(now, len(payload))
 
-    def _on_mark(self, event: JsonObject, now: float) -> None:
-        mark = event.get("mark")
+    def _on_mark(self, mark: object, now: float) -> None:
+        """A mark (Twilio, Telnyx: the ``mark`` object; Plivo: the checkpoint itself)."""
         name = mark.get("name") if isinstance(mark, dict) else None
         if not isinstance(name, str):
-            raise _RefusedError("mark without a mark.name string")
+            where = "checkpoint.name" if self.dialect == "plivo" else "mark.name"
+            raise _RefusedError(f"mark without a {where} string")
         self.playout.add_mark(now, name)
         self._wake_marks.set()
 
     async def _on_clear(self, now: float) -> None:
         self.clears.append(now)
         async with self._echo_lock:
-            for name in self.playout.clear(now):
-                await self._echo(name, cleared=True)
+            pending = self.playout.clear(now)
+            if self.dialect == "plivo":  # checkpoints not played are not answered
+                self.marks_dropped.extend(pending)
+                await self._send_quietly(
+                    {
+                        "event": "clearedAudio",
+                        "sequenceNumber": self._next_sequence(),
+                        "streamId": self.stream_id,
+                    }
+                )
+            else:
+                for name in pending:
+                    await self._echo(name, cleared=True)
         self._wake_marks.set()
 
     async def _mark_loop(self) -> None:
@@ -529,10 +665,15 @@ class CarrierEmulator:
         if self.closed.is_set():
             return
         try:
-            await self._send_json(self._message("mark", {"name": name}))
+            await self._send_json(self._mark_echo(name))
         except ConnectionClosed:
             return
         self.mark_echoes.append(MarkEcho(name, time.monotonic(), cleared))
+
+    async def _send_quietly(self, message: JsonObject) -> None:
+        if not self.closed.is_set():
+            with contextlib.suppress(ConnectionClosed):
+                await self._send_json(message)
 
     async def _reject(self, rejected: _RefusedError) -> None:
         """Record a message the real carrier would refuse; Telnyx also says so on the socket."""
@@ -567,6 +708,11 @@ class CarrierEmulator:
 
 
 def _carrier_format(dialect: CarrierDialect, encoding: str, sample_rate: int) -> AudioFormat:
+    if dialect == "plivo":
+        allowed = {("PCMU", 8000), ("L16", 8000), ("L16", 16000)}
+        if (encoding, sample_rate) not in allowed:
+            raise ValueError("Plivo streams audio/x-mulaw at 8000 Hz or audio/x-l16 at 8 or 16 kHz")
+        return AudioFormat(PLIVO_CODECS[encoding][1], sample_rate)
     if dialect == "twilio":
         if (encoding, sample_rate) != ("PCMU", 8000):
             raise ValueError("Twilio media streams are always audio/x-mulaw at 8000 Hz")
@@ -579,3 +725,14 @@ def _carrier_format(dialect: CarrierDialect, encoding: str, sample_rate: int) ->
 
 def _telnyx_call_control_id() -> str:
     return "v3:" + secrets.token_urlsafe(40)
+
+
+def _ids(dialect: CarrierDialect) -> tuple[str, str, str]:
+    """A new (call id, stream id, account id) in the carrier's shapes."""
+    if dialect == "twilio":
+        return twilio_sid("CA"), twilio_sid("MZ"), twilio_sid("AC")
+    if dialect == "telnyx":
+        return _telnyx_call_control_id(), str(uuid.uuid4()).upper(), str(uuid.uuid4())
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    auth_id = "MA" + "".join(secrets.choice(alphabet) for _ in range(18))
+    return str(uuid.uuid4()), str(uuid.uuid4()), auth_id

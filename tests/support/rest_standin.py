@@ -36,10 +36,28 @@ Telnyx, Call Control "Hangup call" and "Transfer call"
   Call Control ID" and 90018 "Call has already ended" (422), and 10015
   "Bad Request" (400) for a body that is not a JSON object.
 
-Call state: every call starts in progress; a Twilio ``Status=completed`` or
-a Telnyx hangup ends it, after which Twilio refuses TwiML (21220) and Telnyx
-refuses every command (90018). When a set of known call ids is configured,
-other ids are unknown (Twilio 404, Telnyx 90015).
+Plivo, "Hangup a specific call" and "Transfer a call"
+(plivo.com/docs/voice/api/call/...):
+
+- ``DELETE /v1/Account/{auth_id}/Call/{call_uuid}/``, HTTP Basic auth
+  ``auth_id:auth_token``, no arguments: 204 with no body. (Without a call
+  uuid Plivo hangs up every call of the account; the stand-in has no such
+  route and answers 404.)
+- ``POST /v1/Account/{auth_id}/Call/{call_uuid}/`` with ``legs`` (``aleg``,
+  ``bleg`` or ``both``), ``aleg_url``/``bleg_url`` (required for the legs
+  named) and ``aleg_method``/``bleg_method`` (``GET`` or ``POST``), as JSON
+  (what Plivo's SDKs send) or a form: 202 ``{"message": "call transferred",
+  "api_id"}``; the transfer's target is the ``aleg_url``.
+- Errors are ``{"api_id", "error"}`` (Plivo's general API response shape).
+  The statuses are the documented ones where a page gives them; the error
+  texts ("Authentication failed", "not found", the 400 messages) are the
+  stand-in's own, not checked against Plivo.
+
+Call state: every call starts in progress; a Twilio ``Status=completed``,
+a Telnyx hangup or a Plivo DELETE ends it, after which Twilio refuses TwiML
+(21220), Telnyx refuses every command (90018) and Plivo answers 404. When a
+set of known call ids is configured, other ids are unknown (Twilio 404,
+Telnyx 90015, Plivo 404).
 """
 
 from __future__ import annotations
@@ -50,6 +68,7 @@ import binascii
 import hmac
 import json
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,11 +84,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-Vendor = Literal["twilio", "telnyx", "unknown"]
+Vendor = Literal["twilio", "telnyx", "plivo", "unknown"]
 
 TWILIO_ACCOUNT_SID: Final = "AC" + "0123456789abcdef" * 2
 TWILIO_AUTH_TOKEN: Final = "twilio-test-auth-token"
 TELNYX_API_KEY: Final = "KEYtelnyx-test-api-key"
+PLIVO_AUTH_ID: Final = "MAXXXXXXXXXXXXXXXXXX"
+PLIVO_AUTH_TOKEN: Final = "plivo-test-auth-token"
+_PLIVO_LEGS: Final = frozenset({"aleg", "bleg", "both"})
 TIMEOUT: Final = 5.0
 
 _TWILIO_SID = re.compile(r"(AC|CA)[0-9a-fA-F]{32}")
@@ -107,15 +129,21 @@ class RestStandIn:
         twilio_account_sid: str = TWILIO_ACCOUNT_SID,
         twilio_auth_token: str = TWILIO_AUTH_TOKEN,
         telnyx_api_key: str = TELNYX_API_KEY,
+        plivo_auth_id: str = PLIVO_AUTH_ID,
+        plivo_auth_token: str = PLIVO_AUTH_TOKEN,
         twilio_calls: Iterable[str] | None = None,
         telnyx_calls: Iterable[str] | None = None,
+        plivo_calls: Iterable[str] | None = None,
         timeout: float = TIMEOUT,
     ) -> None:
         self.twilio_account_sid = twilio_account_sid
         self.twilio_auth_token = twilio_auth_token
         self.telnyx_api_key = telnyx_api_key
+        self.plivo_auth_id = plivo_auth_id
+        self.plivo_auth_token = plivo_auth_token
         self.known_twilio_calls = None if twilio_calls is None else set(twilio_calls)
         self.known_telnyx_calls = None if telnyx_calls is None else set(telnyx_calls)
+        self.known_plivo_calls = None if plivo_calls is None else set(plivo_calls)
         self.ended_calls: set[str] = set()
         self.requests: list[RecordedRequest] = []
         self.timeout = timeout
@@ -130,6 +158,11 @@ class RestStandIn:
                     "/v2/calls/{call_control_id}/actions/{action}",
                     self._telnyx_action,
                     methods=["POST"],
+                ),
+                Route(
+                    "/v1/Account/{auth_id}/Call/{call_uuid}/",
+                    self._plivo_call,
+                    methods=["DELETE", "POST"],
                 ),
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "DELETE"]),
             ]
@@ -191,9 +224,12 @@ class RestStandIn:
         return f"http://127.0.0.1:{self._port}"
 
     def accepted(self, action: str | None = None) -> list[RecordedRequest]:
-        """Requests answered 200, optionally only those of one action."""
+        """Requests answered with success (200, or Plivo's 202 and 204), optionally only those
+        of one action."""
         return [
-            r for r in self.requests if r.status == 200 and (action is None or r.action == action)
+            r
+            for r in self.requests
+            if r.status in (200, 202, 204) and (action is None or r.action == action)
         ]
 
     # -- Twilio --------------------------------------------------------------
@@ -374,6 +410,51 @@ class RestStandIn:
                 )
             )
 
+    # -- Plivo ---------------------------------------------------------------
+
+    async def _plivo_call(self, request: Request) -> Response:
+        body = await request.body()
+        call_uuid = request.path_params["call_uuid"]
+        try:
+            self._check_plivo_auth(request, request.path_params["auth_id"])
+            self._check_plivo_call(call_uuid)
+            if request.method == "DELETE":
+                action, params, target = "hangup", {}, None
+            else:
+                params = _plivo_body(request, body)
+                action, target = "transfer", _plivo_transfer_target(params)
+        except _RefusedError as refused:
+            self._record(request, body, refused.response.status_code, "plivo", call_id=call_uuid)
+            return refused.response
+        if action == "hangup":
+            self.ended_calls.add(call_uuid)
+        status = 204 if action == "hangup" else 202
+        self._record(
+            request,
+            body,
+            status,
+            "plivo",
+            action=action,
+            call_id=call_uuid,
+            params=params,
+            target=target,
+        )
+        if status == 204:
+            return Response(status_code=204)
+        return JSONResponse({"message": "call transferred", "api_id": str(uuid.uuid4())}, 202)
+
+    def _check_plivo_auth(self, request: Request, auth_id: str) -> None:
+        expected = f"{self.plivo_auth_id}:{self.plivo_auth_token}"
+        supplied = _basic_credentials(request.headers.get("authorization", ""))
+        valid = supplied is not None and hmac.compare_digest(supplied.encode(), expected.encode())
+        if not valid or auth_id != self.plivo_auth_id:
+            raise _RefusedError(_plivo_error(401, "Authentication failed"))
+
+    def _check_plivo_call(self, call_uuid: str) -> None:
+        known = self.known_plivo_calls
+        if (known is not None and call_uuid not in known) or call_uuid in self.ended_calls:
+            raise _RefusedError(_plivo_error(404, "not found"))
+
     # -- anything else ---------------------------------------------------------
 
     async def _unknown(self, request: Request) -> Response:
@@ -486,3 +567,38 @@ def _telnyx_error(
         error["source"] = {"pointer": pointer}
     error["meta"] = {"url": f"https://developers.telnyx.com/docs/overview/errors/{code}"}
     return JSONResponse({"errors": [error]}, status)
+
+
+def _plivo_error(status: int, error: str) -> Response:
+    return JSONResponse({"api_id": str(uuid.uuid4()), "error": error}, status)
+
+
+def _plivo_body(request: Request, body: bytes) -> dict[str, Any]:
+    """A transfer's arguments, as JSON (Plivo's SDKs) or as a form."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    params: object = None
+    try:
+        if content_type == "application/json":
+            params = json.loads(body)
+        elif content_type == "application/x-www-form-urlencoded":
+            params = {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    except (ValueError, UnicodeDecodeError):
+        params = None
+    if not isinstance(params, dict):
+        raise _RefusedError(_plivo_error(400, "the body must be a JSON object or a form"))
+    return params
+
+
+def _plivo_transfer_target(params: dict[str, Any]) -> str:
+    legs = params.get("legs", "aleg")
+    if legs not in _PLIVO_LEGS:
+        raise _RefusedError(_plivo_error(400, "legs must be aleg, bleg or both"))
+    for leg in ("aleg", "bleg"):
+        needed = legs in (leg, "both")
+        url = params.get(f"{leg}_url")
+        if needed and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise _RefusedError(_plivo_error(400, f"{leg}_url is required for legs={legs}"))
+        if params.get(f"{leg}_method", "POST") not in ("GET", "POST"):
+            raise _RefusedError(_plivo_error(400, f"{leg}_method must be GET or POST"))
+    target = params.get("aleg_url") if legs != "bleg" else params.get("bleg_url")
+    return str(target)

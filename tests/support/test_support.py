@@ -1,4 +1,5 @@
-"""Tests of the test-support code: the carrier emulator and the REST stand-ins.
+"""Tests of the test-support code: the carrier emulator and the REST stand-ins (Twilio,
+Telnyx, Plivo).
 
 The emulator talks to a tiny websockets server written here (the
 application side), the stand-ins to an httpx client, all over 127.0.0.1.
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import re
@@ -20,9 +23,25 @@ from typing import Any
 
 import httpx
 import pytest
-from carrier import CarrierDialect, CarrierEmulator, PlayoutBuffer, twilio_signature
-from rest_standin import TELNYX_API_KEY, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, RestStandIn
+from carrier import (
+    PLIVO_SUBPROTOCOL,
+    CarrierDialect,
+    CarrierEmulator,
+    PlayoutBuffer,
+    plivo_signature_v3,
+    twilio_signature,
+)
+from rest_standin import (
+    PLIVO_AUTH_ID,
+    PLIVO_AUTH_TOKEN,
+    TELNYX_API_KEY,
+    TWILIO_ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN,
+    RestStandIn,
+)
 from websockets.asyncio.server import ServerConnection, serve
+
+from voxgate.bridge.carriers.rest import plivo_signature_valid
 
 TIMEOUT = 10.0
 FRAME = bytes(range(160))  # 20 ms of PCMU, distinct bytes
@@ -32,7 +51,12 @@ TELNYX = {
     "stream_id": "32DE0DEA-53CB-4B21-89A4-9E1819C043BC",
     "account_id": "3E6F995F-85F7-4705-9741-53B116D28237",
 }
-IDS: dict[str, dict[str, str]] = {"twilio": TWILIO, "telnyx": TELNYX}
+PLIVO = {
+    "call_id": "12345678-1234-1234-1234-123456789abc",
+    "stream_id": "87654321-4321-4321-4321-cba987654321",
+    "account_id": "MAXXXXXXXXXXXXXXXXXX",
+}
+IDS: dict[str, dict[str, str]] = {"twilio": TWILIO, "telnyx": TELNYX, "plivo": PLIVO}
 DIALECTS: list[CarrierDialect] = ["twilio", "telnyx"]
 Json = dict[str, Any]
 
@@ -700,5 +724,239 @@ def test_stand_in_runs_only_inside_its_context() -> None:
         with pytest.raises(httpx.ConnectError):
             async with httpx.AsyncClient(timeout=2) as client:
                 await client.post(url + "/v2/calls/x/actions/hangup")
+
+    run(body)
+
+
+# -- Plivo ------------------------------------------------------------------------
+
+
+def plivo_message(event: str, **fields: Any) -> Json:
+    return {"event": event, "streamId": PLIVO["stream_id"], **fields}
+
+
+def play_audio(audio: bytes, content_type: str = "audio/x-mulaw", rate: int = 8000) -> Json:
+    media = {"contentType": content_type, "sampleRate": rate}
+    return plivo_message("playAudio", media={**media, "payload": base64.b64encode(audio).decode()})
+
+
+def test_plivo_opens_with_start_offers_its_subprotocol_and_signs_the_upgrade() -> None:
+    async def body() -> None:
+        async with fake_app() as app:
+            params = {"userId": "12345", "sessionId": "abcxyz"}
+            options = {"custom_parameters": params, "plivo_auth_token": "tok"}
+            async with emulator(app, "plivo", **options):
+                messages = await app.wait_for(1)
+                await asyncio.sleep(0.02)
+                assert app.connection is not None
+                headers = app.connection.request.headers  # type: ignore[union-attr]
+        assert len(app.arrivals) == 1  # no "connected"
+        assert messages == [
+            {
+                "event": "start",
+                "sequenceNumber": 1,
+                "start": {
+                    "callId": PLIVO["call_id"],
+                    "streamId": PLIVO["stream_id"],
+                    "accountId": PLIVO["account_id"],
+                    "tracks": ["inbound"],
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+                },
+                "extra_headers": "userId=12345;sessionId=abcxyz",
+            }
+        ]
+        assert headers["Sec-WebSocket-Protocol"] == PLIVO_SUBPROTOCOL
+        nonce = headers["X-Plivo-Signature-V3-Nonce"]
+        assert re.fullmatch(r"[0-9]{20}", nonce)
+        assert headers["X-Plivo-Signature-V3"] == plivo_signature_v3("tok", app.url, nonce)
+
+    run(body)
+
+
+def test_plivo_signature_matches_a_hand_written_message_and_voxgates_check() -> None:
+    url = "wss://vx.example.com/v1/streams/plivo?token=a%2Bb&b=2"
+    signed = b"wss://vx.example.com/v1/streams/plivo?b=2&token=a+b.42"
+    digest = hmac.new(b"tok", signed, hashlib.sha256).digest()
+    assert plivo_signature_v3("tok", url, "42") == base64.b64encode(digest).decode()
+    assert plivo_signature_valid("tok", url, "42", plivo_signature_v3("tok", url, "42"))
+
+
+def test_plivo_media_numbers_are_json_numbers_and_timestamps_unix_ms() -> None:
+    async def body() -> None:
+        async with fake_app() as app, emulator(app, "plivo") as carrier:
+            before = int(time.time() * 1000)
+            await carrier.send_audio(FRAME * 2, paced=False)
+            await carrier.send_dtmf("5")
+            messages = (await app.wait_for(4))[1:]
+            after = int(time.time() * 1000)
+        media = [m["media"] for m in messages[:2]]
+        assert [m["sequenceNumber"] for m in messages] == [2, 3, 4]
+        assert [m["chunk"] for m in media] == [1, 2]
+        stamps = [int(m["timestamp"]) for m in media]
+        assert all(isinstance(m["timestamp"], str) for m in media)
+        assert before - 1000 <= stamps[0] <= after and stamps[1] - stamps[0] == 20
+        assert all(m["streamId"] == PLIVO["stream_id"] for m in messages)
+        assert messages[2]["dtmf"] == {"track": "inbound", "digit": "5"}
+
+    run(body)
+
+
+def test_plivo_hangs_up_by_closing_without_stop() -> None:
+    async def body() -> None:
+        async with fake_app() as app:
+            carrier = emulator(app, "plivo")
+            async with carrier:
+                await app.wait_for(1)
+                with pytest.raises(ValueError, match="no stop"):
+                    await carrier.send_stop()
+                await carrier.hang_up()
+                assert carrier.closed.is_set()
+            await asyncio.sleep(0.02)
+            assert [m["event"] for m in app.messages()] == ["start"]
+
+    run(body)
+
+
+def test_plivo_checkpoint_is_answered_with_played_stream_once_played() -> None:
+    async def body() -> None:
+        async with fake_app() as app, emulator(app, "plivo") as carrier:
+            await app.wait_for(1)
+            sent_at = await app.send(play_audio(FRAME * 10))  # 200 ms
+            await app.send(plivo_message("checkpoint", name="m1"))
+            echo = (await app.wait_for(2))[1]
+            echoed_at = app.arrivals[1][0]
+            now_at = await app.send(plivo_message("checkpoint", name="now"))
+            assert (await app.wait_for(3))[2]["name"] == "now"
+            assert app.arrivals[2][0] - now_at < 0.05
+            assert carrier.received_audio() == FRAME * 10
+            assert carrier.protocol_errors == []
+        assert echo == {"event": "playedStream", "sequenceNumber": 2,
+                        "streamId": PLIVO["stream_id"], "name": "m1"}  # fmt: skip
+        assert 0.19 < echoed_at - sent_at < 0.35
+
+    run(body)
+
+
+def test_plivo_clear_audio_is_answered_and_drops_pending_checkpoints_unanswered() -> None:
+    async def body() -> None:
+        async with fake_app() as app, emulator(app, "plivo") as carrier:
+            await app.wait_for(1)
+            await app.send(play_audio(FRAME * 50))  # one second queued
+            for name in ("a", "b"):
+                await app.send(plivo_message("checkpoint", name=name))
+            await asyncio.sleep(0.05)
+            await app.send(plivo_message("clearAudio"))
+            cleared = (await app.wait_for(2))[1]
+            await asyncio.sleep(0.1)
+            assert len(app.arrivals) == 2  # no playedStream for a or b
+            assert carrier.marks_dropped == ["a", "b"]
+            assert carrier.mark_echoes == []
+        assert cleared == {"event": "clearedAudio", "sequenceNumber": 2,
+                           "streamId": PLIVO["stream_id"]}  # fmt: skip
+
+    run(body)
+
+
+PLIVO_BAD_INPUT = [
+    (play_audio(FRAME, "audio/x-l16", 8000), "playAudio as 'audio/x-l16'"),
+    (play_audio(FRAME, "audio/x-mulaw", 16000), "at 16000"),
+    ({"event": "playAudio", "media": "AAAA"}, "media object"),
+    ({"event": "checkpoint", "name": "x"}, "checkpoint without a streamId"),
+    (plivo_message("checkpoint"), "checkpoint.name"),
+    ({**plivo_message("clearAudio"), "streamId": "other"}, "is not"),
+    (plivo_message("media", media={"payload": ""}), "unknown event 'media'"),
+    (plivo_message("mark", mark={"name": "x"}), "unknown event 'mark'"),
+]
+
+
+@pytest.mark.parametrize(("message", "reason"), PLIVO_BAD_INPUT)
+def test_plivo_refuses_what_plivo_would_and_says_nothing(message: Json, reason: str) -> None:
+    async def body() -> None:
+        async with fake_app() as app, emulator(app, "plivo") as carrier:
+            await app.wait_for(1)
+            await app.send(message)
+            await carrier.wait_for(lambda: bool(carrier.protocol_errors), timeout=2)
+            assert reason in carrier.protocol_errors[0]
+            assert carrier.received_audio() == b""
+            await asyncio.sleep(0.02)
+            assert len(app.arrivals) == 1
+
+    run(body)
+
+
+@pytest.mark.parametrize(("encoding", "rate"), [("PCMU", 16000), ("OPUS", 8000), ("L16", 24000)])
+def test_formats_plivo_cannot_stream_are_refused(encoding: str, rate: int) -> None:
+    with pytest.raises(ValueError, match="Plivo"):
+        CarrierEmulator("ws://127.0.0.1:9", "plivo", encoding=encoding, sample_rate=rate)
+
+
+def test_plivo_ids_have_plivos_shapes() -> None:
+    plivo = CarrierEmulator("ws://127.0.0.1:9", "plivo")
+    assert re.fullmatch(r"[0-9a-f-]{36}", plivo.call_id)
+    assert re.fullmatch(r"[0-9a-f-]{36}", plivo.stream_id)
+    assert re.fullmatch(r"MA[0-9A-Z]{18}", plivo.account_id)
+
+
+PLIVO_CALL = "78737f83-4660-490d-98e1-025dfe4b5c8f"
+PLIVO_PATH = f"/v1/Account/{PLIVO_AUTH_ID}/Call/{PLIVO_CALL}/"
+PLIVO_AUTH = (PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN)
+PlivoCase = tuple[tuple[str, str], Any, Any, int, str | None]
+PLIVO_CASES: list[PlivoCase] = [  # ((method, path), auth, JSON body, status, action)
+    (("DELETE", PLIVO_PATH), PLIVO_AUTH, None, 204, "hangup"),
+    (("DELETE", PLIVO_PATH), (PLIVO_AUTH_ID, "wrong"), None, 401, None),
+    (("DELETE", PLIVO_PATH), None, None, 401, None),
+    (("DELETE", PLIVO_PATH.replace(PLIVO_AUTH_ID, "MAOTHER")), PLIVO_AUTH, None, 401, None),
+    (("DELETE", PLIVO_PATH.replace("78737f83", "00000000")), PLIVO_AUTH, None, 404, None),
+    (("DELETE", f"/v1/Account/{PLIVO_AUTH_ID}/Call/"), PLIVO_AUTH, None, 404, None),
+    (("POST", PLIVO_PATH), PLIVO_AUTH, {"legs": "aleg", "aleg_url": "https://x.example/xml"},
+     202, "transfer"),
+    (("POST", PLIVO_PATH), PLIVO_AUTH,
+     {"aleg_url": "https://x.example/xml", "aleg_method": "GET"}, 202, "transfer"),
+    (("POST", PLIVO_PATH), PLIVO_AUTH, {"legs": "aleg"}, 400, None),
+    (("POST", PLIVO_PATH), PLIVO_AUTH, {"legs": "both", "aleg_url": "https://x.example/a"}, 400,
+     None),
+    (("POST", PLIVO_PATH), PLIVO_AUTH, {"legs": "cleg"}, 400, None),
+    (("POST", PLIVO_PATH), PLIVO_AUTH, {"aleg_url": "https://x/a", "aleg_method": "PUT"}, 400,
+     None),
+    (("POST", PLIVO_PATH), PLIVO_AUTH, [], 400, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("request_line", "auth", "payload", "status", "action"), PLIVO_CASES)
+def test_plivo_call_api(
+    request_line: tuple[str, str], auth: Any, payload: Any, status: int, action: str | None
+) -> None:
+    method, path = request_line
+
+    async def body() -> None:
+        async with RestStandIn(plivo_calls=[PLIVO_CALL]) as standin:
+            async with httpx.AsyncClient(base_url=standin.base_url, timeout=5) as client:
+                response = await client.request(method, path, json=payload, auth=auth)
+            assert response.status_code == status
+            [recorded] = standin.requests
+            if status == 204:
+                assert response.content == b""
+            elif status == 202:
+                assert response.json()["message"] == "call transferred"
+                assert recorded.target == payload["aleg_url"]
+            else:
+                assert set(response.json()) == {"api_id", "error"} or recorded.vendor == "unknown"
+            assert recorded.action == action
+            assert recorded.vendor == ("unknown" if path.endswith("/Call/") else "plivo")
+
+    run(body)
+
+
+def test_plivo_answers_404_once_a_call_is_hung_up() -> None:
+    async def body() -> None:
+        async with RestStandIn() as standin:
+            async with httpx.AsyncClient(
+                base_url=standin.base_url, timeout=5, auth=PLIVO_AUTH
+            ) as c:
+                first = await c.delete(PLIVO_PATH)
+                again = await c.delete(PLIVO_PATH)
+                moved = await c.post(PLIVO_PATH, data={"aleg_url": "https://x.example/xml"})
+            assert [first.status_code, again.status_code, moved.status_code] == [204, 404, 404]
+            assert [r.action for r in standin.accepted()] == ["hangup"]
 
     run(body)
