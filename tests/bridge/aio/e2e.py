@@ -49,8 +49,11 @@ async def bridge(**env: str) -> AsyncIterator[RunningBridge]:
 
 async def metric(running: RunningBridge, line_start: str) -> int:
     """Sum of the /metrics lines starting with ``line_start``."""
+    server = running.bridge.config.server
+    token = server.metrics_token or server.token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient() as client:
-        text = (await client.get(f"{running.base_url}/metrics")).text
+        text = (await client.get(f"{running.base_url}/metrics", headers=headers)).text
     return sum(
         int(float(line.rsplit(" ", 1)[1]))
         for line in text.splitlines()

@@ -86,7 +86,11 @@ def test_nothing_configured_means_the_built_in_echo_bot() -> None:
         ({"wss_url": "http://bot.example"}, ConfigError, "ws:// or wss://"),
         ({"bot_dialect": "klingon"}, ConfigError, "unknown bot dialect 'klingon'"),
         ({"bot_audio": "opus/48000"}, UnsupportedFormatError, "unknown audio encoding"),
-        ({"wss_header": "no colon here"}, ConfigError, "is not 'Name: value'"),
+        (
+            {"wss_header": "no colon here"},
+            ConfigError,
+            "wss_header is not valid 'Name: value' lines",
+        ),
         (
             {"bot_dialect": "telnyx", "bot_audio": "pcm16/16000"},
             ConfigError,

@@ -2,19 +2,31 @@
 
 Routes:
 
-- ``WS /v1/streams/twilio`` and ``WS /v1/streams/telnyx``: a carrier's media
-  stream. Authenticated before the upgrade is accepted (refused: HTTP 403):
-  Telnyx's ``x-telnyx-streaming-auth-token`` header or a ``token`` query
-  parameter equal to ``server.token``; for Twilio, also a valid
-  ``X-Twilio-Signature`` when ``twilio.auth_token`` is set. With neither
-  configured (allowed on loopback only) the streams are open.
+- ``WS /v1/streams/{carrier}``, one per entry of the carrier registry
+  (:mod:`voxgate.bridge.carriers.registry`: Twilio, Telnyx, Plivo): a carrier's
+  media stream. Authenticated before the upgrade is accepted (refused: HTTP
+  403): ``server.token`` as a ``token`` query parameter or in the carrier's
+  token header (Telnyx's ``x-telnyx-streaming-auth-token``), or the carrier's
+  own request signature (Twilio's ``X-Twilio-Signature``) when its
+  credentials are set. With nothing configured (allowed on loopback only) the
+  streams are open. Secrets are compared as bytes, in constant time.
 - ``GET /healthz``: 200 ``{"status": "ok", ...}`` (503 while draining).
-- ``GET /metrics``: counters in Prometheus' text format.
+- ``GET /metrics``: counters in Prometheus' text format; it asks for
+  ``server.metrics_token`` (else ``server.token``) when one is set.
+
+Before a call: an accepted stream must send ``start`` within
+``server.start_timeout``; at most ``server.max_pending`` streams may wait for
+theirs (more get 1013); a ``start`` over the size limit closes with 1009.
+During a call the carrier's messages are read one per event-loop turn, so a
+flooding stream cannot starve the other calls, and its audio is held to
+``server.max_inbound_rate`` (:mod:`voxgate.bridge.ratelimit`).
 
 The :class:`Bridge` holds what all calls share: the configuration, the one
 scheduler, the HTTP client for carrier REST calls, the built-in echo bot (the
 default bot, reached over a real loopback WebSocket like any other) and the
-sessions of the calls under way.
+sessions of the calls under way. A bot URL given with the call (``wss_url``)
+is vetted first (:mod:`voxgate.bridge.aio.botaddr`) and reached at the address
+that was checked.
 """
 
 from __future__ import annotations
@@ -26,37 +38,44 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from websockets.asyncio.server import Server
 
 from voxgate import __version__
 from voxgate.bots.echo import serve_echo
+from voxgate.bridge.aio.botaddr import BotAddressRefused, vet_bot_url
 from voxgate.bridge.aio.outbox import Outbox
 from voxgate.bridge.aio.rest import CarrierRest
 from voxgate.bridge.aio.scheduler import Scheduler
 from voxgate.bridge.aio.session import BotTarget, CallSession
 from voxgate.bridge.botlink.dialects import canonical_bot_dialect
 from voxgate.bridge.call_api import CallPolicy
-from voxgate.bridge.carriers import rest
+from voxgate.bridge.carriers.registry import CARRIERS, CarrierSpec, Upgrade
 from voxgate.bridge.carriers.telnyx import TelnyxDialect
-from voxgate.bridge.carriers.twilio import TwilioDialect
 from voxgate.bridge.dialect import Dialect
 from voxgate.bridge.events import StreamConnected, StreamStarted
+from voxgate.bridge.ratelimit import InboundRate
 from voxgate.codecs.formats import PCMU_8K, AudioFormat
 from voxgate.config import Config, is_loopback, parse_header_lines
 from voxgate.errors import ConfigError, ProtocolError, UnsupportedFormatError
 from voxgate.obs import METRICS
+from voxgate.redact import redact_url, scrub
 
 log = logging.getLogger("voxgate.bridge")
 
-SERVER_SHUTTING_DOWN = 1012  # what uvicorn closes WebSockets with when it stops (RFC 6455 7.4)
+SERVER_SHUTTING_DOWN: Final = (
+    1012  # what uvicorn closes WebSockets with when it stops (RFC 6455 7.4)
+)
+TRY_AGAIN_LATER: Final = 1013  # RFC 6455 section 7.4.1 (IANA registry)
+MESSAGE_TOO_BIG: Final = 1009
+POLICY_VIOLATION: Final = 1008
 
 
 class Bridge:
@@ -66,6 +85,7 @@ class Bridge:
         self.config = config
         self.scheduler = Scheduler()
         self.sessions: dict[str, CallSession] = {}
+        self.pending = 0  # carrier WebSockets accepted that have not started a call yet
         self.draining = False
         self.echo_url = ""
         self._echo: Server | None = None
@@ -89,47 +109,88 @@ class Bridge:
 
     # --- one carrier stream ---------------------------------------------------------------
 
-    async def carrier_stream(self, websocket: WebSocket, carrier: str) -> None:
+    async def carrier_stream(self, websocket: WebSocket, carrier: CarrierSpec) -> None:
         refusal = self._refusal(websocket, carrier)
         if refusal:
-            METRICS.count("streams_refused", carrier=carrier, why=refusal)
-            log.warning("refused a %s stream: %s", carrier, refusal)
-            await websocket.close(code=1008, reason=refusal)
+            METRICS.count("streams_refused", carrier=carrier.name, why=refusal.split(" ")[0])
+            log.warning("refused a %s stream: %s", carrier.name, refusal)
+            await websocket.close(code=POLICY_VIOLATION, reason=refusal)
             return
-        await websocket.accept()
-        METRICS.count("streams_accepted", carrier=carrier)
-        dialect: Dialect = TwilioDialect() if carrier == "twilio" else TelnyxDialect()
+        offered = websocket.scope.get("subprotocols") or []
+        await websocket.accept(carrier.subprotocol if carrier.subprotocol in offered else None)
+        if self.pending >= self.config.server.max_pending:
+            METRICS.count("streams_refused", carrier=carrier.name, why="too_many_pending")
+            log.warning("refused a %s stream: too many streams without start", carrier.name)
+            await websocket.close(code=TRY_AGAIN_LATER, reason="too many streams starting")
+            return
+        METRICS.count("streams_accepted", carrier=carrier.name)
+        self.pending += 1
         outbox = Outbox(
             "carrier",
             _sender(websocket),
-            websocket.close,
+            _closer(websocket),
             latency_metric="outbound_latency_seconds",
         )
         session: CallSession | None = None
         closed_code: int | None = None
         try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    closed_code = message.get("code")
-                    break
-                data: str | bytes = message.get("text") or message.get("bytes") or ""
-                if session is not None:
-                    session.on_carrier_message(data)
-                elif (started := self._before_start(dialect, data, outbox)) is not None:
-                    session = self._open_session(carrier, dialect, outbox, started)
-                if outbox.closing:
-                    break
-        finally:
+            session, closed_code = await self._until_started(websocket, carrier, outbox)
             if session is not None:
-                if closed_code == SERVER_SHUTTING_DOWN:
-                    await session.close()  # the bot hears "shutdown", not "caller_hangup"
-                else:
-                    session.on_carrier_closed()
-                self.sessions.pop(session.call_id, None)
-                self.scheduler.forget(session)
+                closed_code = await self._carry(websocket, session, outbox)
+        finally:
+            if session is None:
+                self.pending -= 1
+            else:
+                await self._wind_up(session, closed_code)
             outbox.close(1000, "stream over")
             await outbox.wait_closed()
+
+    async def _until_started(
+        self, websocket: WebSocket, carrier: CarrierSpec, outbox: Outbox
+    ) -> tuple[CallSession | None, int | None]:
+        """Read until ``start`` (within ``server.start_timeout``); the call's session, if any."""
+        dialect = carrier.make_dialect()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.server.start_timeout
+        while not outbox.closing:
+            try:
+                message = await asyncio.wait_for(websocket.receive(), deadline - loop.time())
+            except TimeoutError:
+                METRICS.count("streams_refused", carrier=carrier.name, why="no_start")
+                log.warning("a %s stream sent no start in time; closing it", carrier.name)
+                outbox.close(POLICY_VIOLATION, "no start in time")
+                break
+            if message["type"] == "websocket.disconnect":
+                return None, message.get("code")
+            started = self._before_start(dialect, _data(message), outbox)
+            if started is not None:
+                self.pending -= 1
+                session = await self._open_session(carrier, dialect, outbox, started)
+                if session is None:
+                    self.pending += 1  # the finally clause counts it out again
+                return session, None
+        return None, None
+
+    async def _carry(
+        self, websocket: WebSocket, session: CallSession, outbox: Outbox
+    ) -> int | None:
+        """Feed the carrier's messages to the call until either side ends it."""
+        while not outbox.closing:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                code: int | None = message.get("code")
+                return code
+            session.on_carrier_message(_data(message))
+            await asyncio.sleep(0)  # one message per turn: the other calls get theirs
+        return None
+
+    async def _wind_up(self, session: CallSession, closed_code: int | None) -> None:
+        if closed_code == SERVER_SHUTTING_DOWN:
+            await session.close()  # the bot hears "shutdown", not "caller_hangup"
+        else:
+            session.on_carrier_closed()
+        self.sessions.pop(session.call_id, None)
+        self.scheduler.forget(session)
 
     def _before_start(
         self, dialect: Dialect, data: str | bytes, outbox: Outbox
@@ -139,7 +200,9 @@ class Bridge:
         except ProtocolError as error:
             METRICS.count("protocol_errors", side="carrier", code=error.code)
             log.warning("carrier message before start refused: %s", error.message)
-            if error.fatal:
+            if error.code == "message_too_large":
+                outbox.close(MESSAGE_TOO_BIG, "message too large before start")
+            elif error.fatal:
                 outbox.close(error.close_code, error.code)
             return None
         if isinstance(event, StreamStarted):
@@ -148,23 +211,26 @@ class Bridge:
             METRICS.count("protocol_errors", side="carrier", code="not_started")
         return None
 
-    def _open_session(
-        self, carrier: str, dialect: Dialect, outbox: Outbox, started: StreamStarted
+    async def _open_session(
+        self, carrier: CarrierSpec, dialect: Dialect, outbox: Outbox, started: StreamStarted
     ) -> CallSession | None:
         busy = "draining" if self.draining else "full"
+        name = carrier.name
         if self.draining or len(self.sessions) >= self.config.server.max_calls:
-            METRICS.count("streams_refused", carrier=carrier, why=busy)
+            METRICS.count("streams_refused", carrier=name, why=busy)
             log.warning("%s: refused a call", busy, extra={"carrier_call_id": started.call_id})
-            outbox.close(1013, f"voxgate is {busy}; try again later")  # RFC 6455 section 7.4.1
+            outbox.close(TRY_AGAIN_LATER, f"voxgate is {busy}; try again later")
             return None
         try:
-            bot = self.bot_target(started)
-        except (ConfigError, UnsupportedFormatError) as error:
-            METRICS.count("streams_refused", carrier=carrier, why="bad_bot_parameters")
+            bot = await self._vetted(self.bot_target(started), started)
+        except (ConfigError, UnsupportedFormatError, BotAddressRefused) as error:
+            why = "bot_not_allowed" if isinstance(error, BotAddressRefused) else "bad_parameters"
+            reason = scrub(str(error))
+            METRICS.count("streams_refused", carrier=name, why=why)
             log.warning(
-                "stream start refused: %s", error, extra={"carrier_call_id": started.call_id}
+                "stream start refused: %s", reason, extra={"carrier_call_id": started.call_id}
             )
-            outbox.close(1008, str(error))
+            outbox.close(POLICY_VIOLATION, reason)
             return None
         call_id = f"vx-{uuid.uuid4().hex[:20]}"
         started = replace(
@@ -172,25 +238,25 @@ class Bridge:
             opening_text=bot.opening_text or started.opening_text,
             system_prompt=bot.system_prompt or started.system_prompt,
         )
+        outbox.call_id = call_id
         session = CallSession(
             call_id=call_id,
-            carrier=carrier,
+            carrier=name,
             carrier_dialect=dialect,
             carrier_out=outbox,
             started=started,
             bot=bot,
-            policy=self.policy(carrier),
+            policy=self.policy(carrier, bot),
             schedule=self.scheduler.schedule,
             carrier_action=self._carrier_rest(carrier, started.call_id),
+            inbound_rate=InboundRate(self.config.server.max_inbound_rate),
         )
         self.sessions[call_id] = session
-        METRICS.count("calls_started", carrier=carrier)
+        METRICS.count("calls_started", carrier=name)
         log.info(
-            "call started: %s %s -> %s, bot %s (%s, %s)",
-            carrier,
-            started.from_number,
-            started.to_number,
-            bot.url,
+            "call started: %s, bot %s (%s, %s)",
+            name,
+            redact_url(bot.url),
             bot.dialect,
             bot.audio,
             extra={"call_id": call_id, "carrier_call_id": started.call_id},
@@ -215,14 +281,11 @@ class Bridge:
         elif dialect == "telnyx" and audio.encoding not in TelnyxDialect.encodings:
             carried = ", ".join(sorted(e.value for e in TelnyxDialect.encodings))
             raise ConfigError(f"a telnyx-dialect bot takes {carried} audio, not {audio}")
-        headers = (
-            parse_header_lines(params["wss_header"])
-            if "wss_header" in params
-            else configured.header
-        )
         return BotTarget(
             url=url,
-            headers=headers,
+            headers=_bot_headers(params["wss_header"])
+            if "wss_header" in params
+            else configured.header,
             dialect=dialect,
             audio=audio,
             connect_timeout=configured.connect_timeout,
@@ -230,56 +293,99 @@ class Bridge:
             system_prompt=configured.system_prompt or None,
         )
 
-    def policy(self, carrier: str) -> CallPolicy:
+    async def _vetted(self, bot: BotTarget, started: StreamStarted) -> BotTarget:
+        """``bot`` with the address to reach it, when its URL came with the call."""
+        if "wss_url" not in started.custom_parameters:
+            return bot  # the operator's own configuration
+        configured = self.config.bot_for(started.to_number)
+        private = configured.private_targets
+        private_allowed = private == "allow" or (
+            private == "auto" and is_loopback(self.config.server.host)
+        )
+        target = await vet_bot_url(bot.url, allow=configured.allow, private_allowed=private_allowed)
+        return replace(bot, address=target.address)
+
+    def policy(self, carrier: CarrierSpec, bot: BotTarget) -> CallPolicy:
         configured = self.config.bot
+        call = self.config.call
         return CallPolicy(
-            hangup_after_playout=self.config.call.hangup_after_playout,
-            max_hangup_wait=self.config.call.max_hangup_wait,
+            hangup_after_playout=call.hangup_after_playout,
+            max_hangup_wait=call.max_hangup_wait,
             reconnect_for=configured.reconnect_for,
+            connect_timeout=bot.connect_timeout,
             fallback=configured.fallback,
-            carrier_rest=self._rest_enabled(carrier),
-            carrier_marks=True,
+            carrier_rest=carrier.rest_enabled(self.config),
+            carrier_marks=carrier.echoes_marks,
+            max_queued_audio=call.max_queued_audio,
+            max_marks=call.max_marks,
+            max_mark_name=call.max_mark_name,
+            max_transcript_bytes=call.max_transcript_bytes,
         )
 
-    def _rest_enabled(self, carrier: str) -> bool:
-        return self.config.twilio.enabled if carrier == "twilio" else self.config.telnyx.enabled
-
-    def _carrier_rest(self, carrier: str, call_id: str) -> CarrierRest | None:
-        if not self._rest_enabled(carrier) or self._client is None:
+    def _carrier_rest(self, carrier: CarrierSpec, call_id: str) -> CarrierRest | None:
+        if not carrier.rest_enabled(self.config) or self._client is None:
             return None
-        if carrier == "twilio":
-            return CarrierRest(carrier, call_id, self._client, twilio=self.config.twilio)
-        return CarrierRest(carrier, call_id, self._client, telnyx=self.config.telnyx)
+        return CarrierRest(carrier, self.config, call_id, self._client)
 
-    def _refusal(self, websocket: WebSocket, carrier: str) -> str:
+    def _refusal(self, websocket: WebSocket, carrier: CarrierSpec) -> str:
         """Why this upgrade is refused, or "" to accept it."""
         if self.draining:
             return "draining"
         server = self.config.server
-        presented = websocket.query_params.get("token") or websocket.headers.get(
-            "x-telnyx-streaming-auth-token", ""
-        )
-        if server.token and presented and hmac.compare_digest(presented, server.token):
+        presented = websocket.query_params.get("token", "")
+        if not presented and carrier.token_header:
+            presented = websocket.headers.get(carrier.token_header, "")
+        if server.token and presented and _same_secret(presented, server.token):
             return ""
-        twilio_token = self.config.twilio.auth_token
-        if carrier == "twilio" and twilio_token:
-            signature = websocket.headers.get("x-twilio-signature", "")
-            url = self._signed_url(websocket)
-            if signature and rest.twilio_signature_valid(twilio_token, url, signature):
-                return ""
-        required = bool(server.token) or (carrier == "twilio" and bool(twilio_token))
+        upgrade = self._upgrade(websocket)
+        if carrier.signature_valid is not None and carrier.signature_valid(self.config, upgrade):
+            return ""
+        required = bool(server.token) or carrier.requires_signature(self.config)
         if not required and is_loopback(server.host):
             return ""
         return "missing or wrong token or signature" if required else "no token configured"
 
-    def _signed_url(self, websocket: WebSocket) -> str:
-        """The URL the carrier signed: ``server.public_url`` + path and query when set."""
+    def _upgrade(self, websocket: WebSocket) -> Upgrade:
+        """The upgrade request as data, with the URL the carrier signed: ``server.public_url``
+        + path and query when set, else the URL as voxgate saw it."""
         base = self.config.server.public_url.rstrip("/")
         url = websocket.url
-        if not base:
-            return str(url)
         query = f"?{url.query}" if url.query else ""
-        return f"{base}{url.path}{query}"
+        signed = f"{base}{url.path}{query}" if base else str(url)
+        return Upgrade(
+            url=signed,
+            path=url.path,
+            query=dict(websocket.query_params),
+            headers={name.lower(): value for name, value in websocket.headers.items()},
+        )
+
+
+def _same_secret(presented: str, expected: str) -> bool:
+    """Constant-time comparison of secrets as bytes (any text, ASCII or not)."""
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
+
+
+def _bot_headers(text: str) -> tuple[tuple[str, str], ...]:
+    """A call's ``wss_header``; an error names the problem, never the text (it holds secrets)."""
+    try:
+        return parse_header_lines(text)
+    except ConfigError:
+        raise ConfigError("wss_header is not valid 'Name: value' lines") from None
+
+
+def _closer(websocket: WebSocket) -> Any:
+    async def close(code: int, reason: str) -> None:
+        if websocket.client_state is not WebSocketState.DISCONNECTED:  # else: nothing to close
+            await websocket.close(code, reason)
+
+    return close
+
+
+def _data(message: Any) -> str | bytes:
+    data: str | bytes = message.get("text") or message.get("bytes") or ""
+    return data
 
 
 def _sender(websocket: WebSocket) -> Any:
@@ -295,6 +401,7 @@ def _sender(websocket: WebSocket) -> Any:
 def create_app(config: Config, bridge: Bridge | None = None) -> Starlette:
     """The ASGI app serving ``config`` (pass ``bridge`` to reach its state from tests)."""
     the_bridge = bridge or Bridge(config)
+    metrics_token = config.server.metrics_token or config.server.token
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -313,21 +420,36 @@ def create_app(config: Config, bridge: Bridge | None = None) -> Starlette:
         return JSONResponse(body, status_code=503 if the_bridge.draining else 200)
 
     async def metrics(request: Request) -> Response:
+        if metrics_token and not _presents(request, metrics_token):
+            METRICS.count("metrics_refused")
+            return JSONResponse(
+                {"error": "unauthorized", "message": "/metrics needs the metrics token"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="voxgate"'},
+            )
         METRICS.gauges["calls_active"] = len(the_bridge.sessions)
+        METRICS.gauges["streams_pending"] = the_bridge.pending
         return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
 
-    async def twilio(websocket: WebSocket) -> None:
-        await the_bridge.carrier_stream(websocket, "twilio")
+    def stream_route(carrier: CarrierSpec) -> WebSocketRoute:
+        async def stream(websocket: WebSocket) -> None:
+            await the_bridge.carrier_stream(websocket, carrier)
 
-    async def telnyx(websocket: WebSocket) -> None:
-        await the_bridge.carrier_stream(websocket, "telnyx")
+        return WebSocketRoute(f"/v1/streams/{carrier.name}", stream)
 
     routes = [
         Route("/healthz", healthz),
         Route("/metrics", metrics),
-        WebSocketRoute("/v1/streams/twilio", twilio),
-        WebSocketRoute("/v1/streams/telnyx", telnyx),
+        *(stream_route(carrier) for carrier in CARRIERS.values()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.bridge = the_bridge
     return app
+
+
+def _presents(request: Request, token: str) -> bool:
+    """Whether the request carries ``token`` (``Authorization: Bearer`` or ``?token=``)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    presented = credentials.strip() if scheme.lower() == "bearer" else ""
+    presented = presented or request.query_params.get("token", "")
+    return bool(presented) and _same_secret(presented, token)

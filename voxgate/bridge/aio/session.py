@@ -1,28 +1,30 @@
 """One call's sockets around its sans-I/O core.
 
 A :class:`CallSession` owns the carrier's socket (through an :class:`Outbox`),
-the bot's socket (opened, reopened and closed as the call asks), the two
-dialects, and the call core. Everything received is parsed by a dialect and
-fed to the core; everything the core asks for is carried out here. Protocol
-errors are counted and handed to the core, which decides whether the stream
-goes on.
+the attempts at the bot's socket (one :class:`BotSocket` each, opened and
+closed as the call asks), the carrier's dialect, and the call core. Everything
+received is parsed by a dialect and fed to the core; everything the core asks
+for is carried out here. Protocol errors are counted and handed to the core,
+which decides whether the stream goes on.
+
+Error boundary: every way into the session (a carrier message, the carrier
+closing, the scheduler's wake-up, a bot socket's news) runs under one guard.
+An unexpected exception ends this call alone: it is logged once with the call
+id and the traceback, counted, and the core ends the call with ``stop``
+``internal_error`` and close code 1011 on both sockets (docs/PROTOCOL.md); if
+even that fails, both sockets are closed with 1011 directly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import Final
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
+from voxgate.bridge.aio.botsocket import BotSocket, BotTarget
 from voxgate.bridge.aio.outbox import Outbox
-from voxgate.bridge.botlink.dialects import make_bot_dialect
-from voxgate.bridge.botlink.v1 import PROTOCOL, SUBPROTOCOLS, transport_for
 from voxgate.bridge.call import Call
 from voxgate.bridge.call_api import (
     CallEnded,
@@ -37,31 +39,25 @@ from voxgate.bridge.call_api import (
     ToCarrier,
 )
 from voxgate.bridge.dialect import Dialect, Message
-from voxgate.bridge.events import MediaReceived, StreamStarted
-from voxgate.codecs.formats import AudioFormat
+from voxgate.bridge.events import DtmfReceived, MediaReceived, StreamStarted
+from voxgate.bridge.ratelimit import InboundRate, Verdict
 from voxgate.errors import ProtocolError
 from voxgate.obs import METRICS
 
 log = logging.getLogger("voxgate.session")
 
-WS_MAX_SIZE = 1024 * 1024  # the dialects refuse over 256 KiB with an error event first
-
-
-@dataclass(frozen=True, slots=True)
-class BotTarget:
-    """Where and how to reach this call's bot."""
-
-    url: str
-    headers: tuple[tuple[str, str], ...] = ()
-    dialect: str = "voxgate.v1"
-    audio: AudioFormat | None = None
-    connect_timeout: float = 5.0
-    opening_text: str | None = None
-    system_prompt: str | None = None
-
+CLOSE_INTERNAL_ERROR: Final = 1011  # RFC 6455 section 7.4.1
+SUMMARY_COUNTERS: Final = (  # per-call counters added to the process totals at the end
+    "frames_late",
+    "frames_cleared",
+    "reorder_lost",
+    "reorder_reordered",
+)
 
 CarrierAction = Callable[[CarrierHangup | CarrierTransfer], Awaitable[str | None]]
 """Runs a carrier REST action; returns None on success, else why it failed."""
+
+__all__ = ["BotTarget", "CallSession", "CarrierAction"]
 
 
 class CallSession:
@@ -79,6 +75,7 @@ class CallSession:
         policy: CallPolicy,
         schedule: Callable[[CallSession, float | None], None],
         carrier_action: CarrierAction | None = None,
+        inbound_rate: InboundRate | None = None,
     ) -> None:
         self.call_id = call_id
         self.carrier = carrier
@@ -87,20 +84,28 @@ class CallSession:
         self._carrier_out = carrier_out
         self._schedule = schedule
         self._carrier_action = carrier_action
-        self._bot_dialect: Dialect | None = None
-        self._bot_out: Outbox | None = None
-        self._bot_socket: ClientConnection | None = None
-        self._bot_task: asyncio.Task[None] | None = None
+        self._inbound_rate = inbound_rate
+        self._link: BotSocket | None = None  # the current attempt
+        self._links: set[BotSocket] = set()  # every attempt not yet wound up
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: list[Outbox] = []  # closed on the call's word: await them at shutdown
         self._received_at = 0.0
-        self.call = Call(call_id, started, bot.audio or started.media_format, policy, _now())
+        self._failed = False
         self._log = {"call_id": call_id}
-        self._pump()
+        self.call = Call(call_id, started, bot.audio or started.media_format, policy, _now())
+        self._guard(self._pump)
 
-    # --- what arrives ---------------------------------------------------------------------
+    # --- what arrives from the carrier ----------------------------------------------------
 
     def on_carrier_message(self, message: Message) -> None:
+        if self._failed:
+            return
+        try:
+            self._carrier_message(message)
+        except Exception:
+            self._fail()
+
+    def _carrier_message(self, message: Message) -> None:
         now = self._received_at = _now()
         try:
             event = self._carrier_dialect.parse_upstream(message)
@@ -109,29 +114,106 @@ class CallSession:
             log.warning("carrier sent a bad message: %s", error.message, extra=self._log)
             self.call.carrier_protocol_error(error, now)
         else:
+            if isinstance(event, MediaReceived) and not self._admit(event, now):
+                return
+            if isinstance(event, DtmfReceived):
+                log.info("dtmf received (%s)", event.method or "carrier", extra=self._log)
             self.call.carrier_event(event, now)
         self._pump()
 
+    def _admit(self, event: MediaReceived, now: float) -> bool:
+        """Whether the caller's audio is within the stream's rate bound."""
+        if self._inbound_rate is None:
+            return True
+        fmt = self.call.carrier_format
+        verdict = self._inbound_rate.admit(len(event.payload) / fmt.bytes_per(1000), now)
+        if verdict is Verdict.PASS:
+            return True
+        METRICS.count("inbound_dropped", carrier=self.carrier)
+        if verdict is Verdict.CLOSE:
+            log.error("carrier keeps sending faster than allowed; closing", extra=self._log)
+            self.call.carrier_protocol_error(
+                ProtocolError("rate_exceeded", "audio faster than allowed", fatal=True), now
+            )
+            self._pump()
+        return False
+
     def on_carrier_closed(self) -> None:
-        self.call.carrier_closed(_now())
-        self._pump()
+        if self._failed:
+            return
+        try:
+            self.call.carrier_closed(_now())
+            self._pump()
+        except Exception:
+            self._fail()
 
     def wake(self, now: float) -> float | None:
         """The scheduler's call: do what is due."""
-        self.call.tick(now)
-        self._dispatch(self.call.drain())
-        return self.call.next_due()
+        if self._failed:
+            return None
+        try:
+            self.call.tick(now)
+            self._dispatch(self.call.drain())
+            return self.call.next_due()
+        except Exception:
+            self._fail()
+            return None
 
     async def close(self) -> None:
         """Tear down whatever is left (server shutdown)."""
-        self.call.shutdown(_now())
-        self._pump()
+        if not self._failed:
+            self._guard(lambda: self.call.shutdown(_now()))
+            self._guard(self._pump)
         await asyncio.gather(*(outbox.wait_closed(1.0) for outbox in self._closing))
-        for task in [*self._tasks, *([self._bot_task] if self._bot_task else [])]:
+        await asyncio.gather(*(link.wait_closed(1.0) for link in list(self._links)))
+        for task in self._tasks:
             task.cancel()
-        if self._bot_socket is not None:
-            with contextlib.suppress(Exception):
-                await self._bot_socket.close(1001, "bridge shutting down")
+
+    # --- what the bot's sockets report (BotSocketOwner) -----------------------------------
+
+    def bot_connected(self, link: BotSocket) -> None:
+        self._guard(lambda: self.call.bot_connected(_now(), attempt=link.attempt))
+        self._guard(self._pump)
+
+    def bot_message(self, link: BotSocket, message: Message) -> None:
+        if self._failed or link.dialect is None:
+            return
+        try:
+            self._bot_message(link, link.dialect, message)
+        except Exception:
+            self._fail()
+
+    def _bot_message(self, link: BotSocket, dialect: Dialect, message: Message) -> None:
+        now = _now()
+        try:
+            event = dialect.parse_downstream(message)
+        except ProtocolError as error:
+            METRICS.count("protocol_errors", side="bot", code=error.code)
+            log.warning("bot sent a bad message: %s", error.message, extra=self._log)
+            self.call.bot_protocol_error(error, now, attempt=link.attempt)
+        else:
+            self.call.bot_event(event, now, attempt=link.attempt)
+        self._pump()
+
+    def bot_failed(self, link: BotSocket, reason: str, *, refused: bool) -> None:
+        self._links.discard(link)
+        self._guard(
+            lambda: self.call.bot_connect_failed(
+                reason, _now(), attempt=link.attempt, refused=refused
+            )
+        )
+        self._guard(self._pump)
+
+    def bot_disconnected(self, link: BotSocket, reason: str, code: int | None) -> None:
+        self._links.discard(link)
+        self._guard(
+            lambda: self.call.bot_disconnected(reason, _now(), attempt=link.attempt, code=code)
+        )
+        self._guard(self._pump)
+
+    def full(self) -> bool:
+        """The caller's playout queue holds as much as allowed: stop reading the bot."""
+        return self.call.full
 
     # --- carrying out what the call asks --------------------------------------------------
 
@@ -148,7 +230,7 @@ class CallSession:
             elif isinstance(output, ToBot):
                 self._send_bot(output)
             elif isinstance(output, ConnectBot):
-                self._bot_task = asyncio.create_task(self._run_bot(output.attempt))
+                self._connect(output)
             elif isinstance(output, CloseBot):
                 self._close_bot(output)
             elif isinstance(output, CloseCarrier):
@@ -157,33 +239,45 @@ class CallSession:
             elif isinstance(output, CarrierHangup | CarrierTransfer):
                 self._spawn(self._act(output))
             elif isinstance(output, CallEnded):
-                METRICS.count("calls_ended", reason=output.reason)
+                self._ended(output)
+
+    def _connect(self, output: ConnectBot) -> None:
+        link = BotSocket(self, self.bot, output.attempt, output.timeout)
+        self._link = link
+        self._links.add(link)
 
     def _send_bot(self, output: ToBot) -> None:
-        if self._bot_out is None or self._bot_dialect is None:
+        link = self._link
+        if link is None or link.dialect is None:
             return
         try:
-            message = self._bot_dialect.format_upstream(output.event)
+            message = link.dialect.format_upstream(output.event)
         except ProtocolError as error:  # the bot's dialect cannot say this: give up on it
             METRICS.count("errors", kind="bot_dialect")
             log.error("cannot send to the bot: %s", error.message, extra=self._log)
-            self.call.bot_protocol_error(error, _now())
+            self.call.bot_protocol_error(error, _now(), attempt=link.attempt)
             return
         if message is None:
             return
         if isinstance(output.event, MediaReceived):
-            self._bot_out.put(message, origin=self._received_at)
+            link.send(message, origin=self._received_at)
         else:
-            self._bot_out.put(message)
+            link.send(message)
 
     def _close_bot(self, output: CloseBot) -> None:
-        if self._bot_out is not None:
-            self._bot_out.close(output.code, output.reason)
-            self._closing.append(self._bot_out)
-            self._bot_out = None
-            self._bot_dialect = None
-        elif self._bot_task is not None:
-            self._bot_task.cancel()  # still connecting: abandon the attempt
+        link = self._link
+        if link is None or link.attempt != output.attempt:
+            return
+        link.close(output.code, output.reason)
+        self._link = None
+
+    def _ended(self, output: CallEnded) -> None:
+        METRICS.count("calls_ended", reason=output.reason)
+        summary = self.call.summary(_now())
+        for name in SUMMARY_COUNTERS:
+            value = summary.get(name)
+            if isinstance(value, int) and value:
+                METRICS.count(name, value)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -194,94 +288,50 @@ class CallSession:
         if self._carrier_action is None:
             return
         failure = await self._carrier_action(action)
+        name = "hangup" if isinstance(action, CarrierHangup) else "transfer"
         if failure is None:
-            METRICS.count("carrier_actions", action=type(action).__name__)
+            METRICS.count("carrier_actions", action=name)
+            log.info("carrier %s done", name, extra=self._log)
             return
         METRICS.count("errors", kind="carrier_rest")
-        log.error("carrier %s failed: %s", type(action).__name__, failure, extra=self._log)
+        log.error("carrier %s failed: %s", name, failure, extra=self._log)
         if isinstance(action, CarrierTransfer):
-            self.call.transfer_failed(failure)
-            self._pump()
+            self._guard(lambda: self.call.transfer_failed(failure))
+            self._guard(self._pump)
 
-    # --- the bot's socket -----------------------------------------------------------------
+    # --- the error boundary ---------------------------------------------------------------
 
-    async def _run_bot(self, attempt: int) -> None:
+    def _guard(self, work: Callable[[], object]) -> None:
+        if self._failed:
+            return
         try:
-            socket = await asyncio.wait_for(self._open_bot(), self.bot.connect_timeout)
-        except asyncio.CancelledError:
-            raise
+            work()
+        except Exception:
+            self._fail()
+
+    def _fail(self) -> None:
+        """An unexpected exception escaped: end this call alone (see the module docstring)."""
+        if self._failed:
+            return
+        self._failed = True
+        METRICS.count("errors", kind="internal")
+        log.exception("call failed inside voxgate; ending it", extra=self._log)
+        try:
+            self.call.fail(_now())
+            self._dispatch(self.call.drain())
         except Exception as error:
-            METRICS.count("errors", kind="bot_connect")
-            refused = isinstance(error, InvalidStatus) and error.response.status_code in (401, 403)
-            self.call.bot_connect_failed(_describe(error), _now(), refused=refused)
-            self._pump()
-            return
-        self._bot_socket = socket
-        transport = transport_for(socket.subprotocol)
-        self._bot_dialect = make_bot_dialect(
-            self.bot.dialect, binary_audio=transport == "binary", carrier=self.carrier
-        )
-        self._bot_out = Outbox(
-            "bot",
-            socket.send,
-            socket.close,
-            call_id=self.call_id,
-            latency_metric="inbound_latency_seconds",
-        )
-        log.info("bot connected (attempt %d, %s)", attempt, transport, extra=self._log)
-        self.call.bot_connected(_now())
-        self._pump()
-        reason = "closed"
-        try:
-            async for message in socket:
-                self._on_bot_message(message)
-        except ConnectionClosed as closed:
-            reason = _describe(closed)
-        finally:
-            close = socket.protocol.close_rcvd
-            bot_closed_first = close is not None and bool(socket.protocol.close_rcvd_then_sent)
-            received = close.code if close is not None and bot_closed_first else None
-            if self._bot_out is not None:
-                self._bot_out.cancel()
-            self._bot_out = self._bot_dialect = None
-            self._bot_socket = None
-        self.call.bot_disconnected(reason, _now(), code=received)
-        self._pump()
+            log.error("ending the failed call failed too: %r", error, extra=self._log)
+            self._abort()
+        self._schedule(self, None)
 
-    async def _open_bot(self) -> ClientConnection:
-        offered = list(SUBPROTOCOLS) if self.bot.dialect == PROTOCOL else None  # canonical name
-        return await connect(
-            self.bot.url,
-            additional_headers=list(self.bot.headers),
-            subprotocols=offered,  # type: ignore[arg-type]
-            max_size=WS_MAX_SIZE,
-            compression=None,
-            open_timeout=None,
-            close_timeout=1.0,
-            ping_interval=20.0,
-            ping_timeout=20.0,
-        )
-
-    def _on_bot_message(self, message: Message) -> None:
-        dialect = self._bot_dialect
-        if dialect is None:
-            return
-        now = _now()
-        try:
-            event = dialect.parse_downstream(message)
-        except ProtocolError as error:
-            METRICS.count("protocol_errors", side="bot", code=error.code)
-            log.warning("bot sent a bad message: %s", error.message, extra=self._log)
-            self.call.bot_protocol_error(error, now)
-        else:
-            self.call.bot_event(event, now)
-        self._pump()
+    def _abort(self) -> None:
+        """Close both sides with 1011, without the call core."""
+        if self._link is not None:
+            self._link.close(CLOSE_INTERNAL_ERROR, "internal_error")
+            self._link = None
+        self._carrier_out.close(CLOSE_INTERNAL_ERROR, "internal_error")
+        self._closing.append(self._carrier_out)
 
 
 def _now() -> float:
     return time.monotonic()
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text[:200]
