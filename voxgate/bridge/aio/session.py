@@ -273,7 +273,7 @@ class CallSession:
 
     def _ended(self, output: CallEnded) -> None:
         METRICS.count("calls_ended", reason=output.reason)
-        summary = self.call.summary(_now())
+        summary = output.summary
         for name in SUMMARY_COUNTERS:
             value = summary.get(name)
             if isinstance(value, int) and value:
