@@ -252,7 +252,8 @@ def test_scrub_is_cheap_on_ordinary_lines_and_linear_on_long_words() -> None:
     for _ in range(2_000):
         scrub(ordinary)
     assert time.perf_counter() - start < 1.0  # loose: a few microseconds each
-    hostile = "token" + "a" * 200_000 + " key" * 20_000 + ": x"
+    hostile = "token" + "a" * 200_000 + " key" * 20_000 + ": x" + "=" * 50_000 + " :" * 50_000
+    hostile += "a=" * 50_000 + "token=" * 20_000 + "Authorization:" * 20_000
     start = time.perf_counter()
     scrub(hostile)
     assert time.perf_counter() - start < 2.0  # no quadratic backtracking

@@ -130,7 +130,7 @@ def _one_line(text: str) -> str:
 
 def _field(value: object) -> str:
     text = _one_line(str(value))
-    return json.dumps(text) if (not text or " " in text or '"' in text) else text
+    return json.dumps(text, ensure_ascii=False) if (not text or " " in text or '"' in text) else text
 
 
 # uvicorn's per-connection lines, whose second argument is the path with its query string.

@@ -23,6 +23,7 @@ All of them are pure functions on strings that never raise.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import unquote_plus
@@ -174,21 +175,73 @@ def forget_hidden_values() -> None:
 
 
 _USERINFO: Final = re.compile(r"//[^\s/?#\"'<>\\]*@")
-_SECRET_WORD: Final = "|".join(_SECRET_PARTS)
-# Names are matched possessively after a lookahead for a secret part, so that a
-# long run of word characters costs linear time (Python 3.11 regular expressions).
-_PARAMETER: Final = re.compile(
-    r"(?i)(?<![\w.%-])(?=[\w.%-]*?(?:" + _SECRET_WORD + r")|(?:pass|pw|sig)=)"
-    r"([\w.%-]++)=(?!\*\*\*)[^&;#\s\"'<>\\,)]+"
-)
+_PARAMETER_VALUE: Final = re.compile(r"[^&;#\s\"'<>\\,)]+")
+_HEADER_VALUE: Final = re.compile(r"[^\r\n\"'\\]+")
+_PARAMETER_CHARS: Final = frozenset(string.ascii_letters + string.digits + "_.%-")
+_HEADER_CHARS: Final = frozenset(string.ascii_letters + string.digits + "_-")
 # "Name: value": "X-Api-Key: ..." and "wss_header: ...", not "session: 3" nor "KeyError: 'x'".
-_HEADER_WORD: Final = r"token|secret|passw|pwd|auth|credential|signature|cookie|jwt|header"
-_HEADER: Final = re.compile(
-    r"(?i)(?<![\w-])(?=[\w-]*?(?:" + _HEADER_WORD + r")|(?:[\w-]*[_-])?key(?![a-z0-9]))"
-    r"([\w-]++)([\"']?+[ \t]*+:[ \t]*+[\"']?+)(?!\*\*\*)([^\r\n\"'\\]+)"
-)
+_HEADER_PARTS: Final = (*(p for p in _SECRET_PARTS if p not in ("key", "session")), "header")
 _CREDENTIAL: Final = re.compile(r"(?i)(?<![\w-])(bearer|basic)[ \t]++(?!\*\*\*)[\w.~+/=-]+")
 _HINTS: Final = (*_SECRET_PARTS, "header", "bearer", "basic", "pass=", "pw=", "sig=")
+
+
+def _is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return (
+        any(part in lowered for part in _HEADER_PARTS)
+        or lowered.endswith(("-key", "_key", "apikey"))
+        or lowered == "key"
+    )
+
+
+def _is_secret_parameter(name: str) -> bool:
+    return is_secret_name(unquote_plus(name, errors="replace"))
+
+
+def _mask_pairs(text: str, separator: str) -> str:
+    """Values of secret ``name=value`` (``separator`` ``=``) or ``Name: value`` (``:``) pairs.
+
+    Found from each separator outwards, in linear time: the name is the run of
+    name characters before it (past spaces and a quote for ``:``, as in
+    ``"token": "..."``), the value runs from after it to its end.
+    """
+    header = separator == ":"
+    chars, values = (
+        (_HEADER_CHARS, _HEADER_VALUE) if header else (_PARAMETER_CHARS, _PARAMETER_VALUE)
+    )
+    secret = _is_secret_header if header else _is_secret_parameter
+    pieces: list[str] = []
+    done = 0  # text[:done] is in pieces
+    at = text.find(separator)
+    while at >= 0:
+        end, after = at, at + 1
+        if header:
+            end = _skip_back(text, end, " \t")
+            end -= end > 0 and text[end - 1] in "\"'"
+            after = _skip(text, after, " \t")
+            after += after < len(text) and text[after] in "\"'"
+        start = end
+        while start > 0 and text[start - 1] in chars:
+            start -= 1
+        if start < end and secret(text[start:end]) and not text.startswith(MASK, after):
+            value = values.match(text, after)  # only here: a value may run to the end
+            if value:
+                pieces += (text[done:after], MASK)
+                done = value.end()
+        at = text.find(separator, max(at + 1, done))
+    return "".join(pieces) + text[done:] if pieces else text
+
+
+def _skip(text: str, index: int, chars: str) -> int:
+    while index < len(text) and text[index] in chars:
+        index += 1
+    return index
+
+
+def _skip_back(text: str, index: int, chars: str) -> int:
+    while index > 0 and text[index - 1] in chars:
+        index -= 1
+    return index
 
 
 def scrub(text: str) -> str:
@@ -202,7 +255,7 @@ def scrub(text: str) -> str:
     if not any(hint in lowered for hint in _HINTS):
         return text
     if "=" in text:
-        text = _PARAMETER.sub(rf"\1={MASK}", text)
+        text = _mask_pairs(text, "=")
     if ":" in text:
-        text = _HEADER.sub(rf"\1\2{MASK}", text)
+        text = _mask_pairs(text, ":")
     return _CREDENTIAL.sub(rf"\1 {MASK}", text)
