@@ -43,7 +43,7 @@ _SECRET_PARTS: Final = (
     "jwt",
     "cookie",
 )
-"""A parameter or header whose name contains one of these holds a secret."""
+"""A parameter (or a log field) whose name contains one of these holds a secret."""
 _SECRET_NAMES: Final = frozenset({"pass", "pw", "sig"})
 """Short names that hold secrets but are too common as parts of other names."""
 
@@ -217,9 +217,11 @@ def _mask_pairs(text: str, separator: str) -> str:
         end, after = at, at + 1
         if header:
             end = _skip_back(text, end, " \t")
-            end -= end > 0 and text[end - 1] in "\"'"
+            if end > 0 and text[end - 1] in "\"'":
+                end -= 1
             after = _skip(text, after, " \t")
-            after += after < len(text) and text[after] in "\"'"
+            if after < len(text) and text[after] in "\"'":
+                after += 1
         start = end
         while start > 0 and text[start - 1] in chars:
             start -= 1
