@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 from carrier import CarrierEmulator
 from e2e import bridge, run, scripted_call, unhandled
-from rest_standin import TELNYX_API_KEY, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, RestStandIn
+from rest_standin import (
+    PLIVO_AUTH_ID,
+    PLIVO_AUTH_TOKEN,
+    TELNYX_API_KEY,
+    TWILIO_ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN,
+    RestStandIn,
+)
 from scripted_bot import ScriptedBot
 
 from voxgate.bridge import botlink
@@ -193,6 +200,38 @@ def test_transfer_goes_through_the_carrier_rest_api(carrier_name: str) -> None:
                     await carrier.hang_up()  # the carrier ends the stream once the call moves
                     (stop,) = await connection.wait_for_type("stop")
                     assert stop["reason"] == "transferred"
+
+    run(scenario())
+
+
+def test_plivo_hangs_up_by_rest_and_says_it_cannot_transfer() -> None:
+    """Plivo moves a call only by fetching Plivo XML from a URL voxgate does not serve."""
+
+    async def scenario() -> None:
+        async with RestStandIn() as standin, ScriptedBot() as bot:
+            env = {
+                "VOXGATE_PLIVO_AUTH_ID": PLIVO_AUTH_ID,
+                "VOXGATE_PLIVO_AUTH_TOKEN": PLIVO_AUTH_TOKEN,
+                "VOXGATE_PLIVO_API_BASE": standin.base_url,
+                "VOXGATE_MAX_HANGUP_WAIT": "1",
+            }
+            async with bridge(**env) as running:
+                url = f"{running.ws_url}/v1/streams/plivo"
+                params = {"wss_url": bot.url}
+                async with CarrierEmulator(url, "plivo", custom_parameters=params) as carrier:
+                    connection = await bot.connection()
+                    await connection.wait_for_type("start")
+                    await connection.send({"type": "session.transfer", "target": "+15550003333"})
+                    (error,) = await connection.wait_for_type("error")
+                    assert error["code"] == "transfer_unavailable"
+                    await connection.send({"type": "session.hangup"})
+                    async with asyncio.timeout(5):
+                        while not standin.accepted("hangup"):
+                            await asyncio.sleep(0.02)
+                    (request,) = standin.accepted("hangup")
+                    assert request.call_id == carrier.call_id
+                    (stop,) = await connection.wait_for_type("stop")
+                    assert stop["reason"] == "bot_hangup"
 
     run(scenario())
 

@@ -39,7 +39,7 @@ def _no_tracebacks(caplog: pytest.LogCaptureFixture) -> object:
     assert unhandled(caplog.records) == []
 
 
-@pytest.mark.parametrize("carrier_name", ["twilio", "telnyx"])
+@pytest.mark.parametrize("carrier_name", ["twilio", "telnyx", "plivo"])
 def test_echo_round_trip_is_bit_exact_in_passthrough(carrier_name: str) -> None:
     async def scenario() -> None:
         async with bridge() as running:
