@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from voxgate.bridge.playout import (
-    MAX_QUEUED_SECONDS,
+    PARTIAL_GRACE,
     BotMarkPlayed,
     CarrierClearRequested,
     CarrierMarkRequested,
@@ -73,6 +73,17 @@ def test_a_late_tick_catches_up_without_shifting_the_grid() -> None:
     released = [o for o in playout.drain() if isinstance(o, FrameReleased)]
     assert len(released) == 4
     assert playout.next_due() == pytest.approx(0.080)
+    assert playout.frames_late == 2  # the frames due at 20 and 40 ms; 60 ms is 5 ms late
+
+
+def test_a_stall_restarts_the_grid_instead_of_rushing_the_backlog() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 1600, 0.0)
+    playout.tick(0.0)
+    playout.tick(0.500)  # the loop stalled
+    assert len(playout.drain()) == 2
+    assert playout.next_due() == pytest.approx(0.520)
+    assert playout.frames_late == 1
 
 
 def test_after_an_idle_spell_the_next_utterance_starts_at_once() -> None:
@@ -139,9 +150,19 @@ def test_clear_empties_the_queue_at_once_and_returns_every_pending_mark() -> Non
 
 
 def test_queue_is_bounded() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False, max_queued_seconds=2.0)
+    playout.enqueue(b"\x00" * 8000, 0.0)  # 1 s
+    with pytest.raises(QueueFullError):
+        playout.enqueue(b"\x00" * 8160, 0.0)  # 1.02 s more
+    assert playout.queued_seconds == pytest.approx(1.0)  # the refused audio was not queued
+    playout.enqueue(b"\x00" * 8000, 0.0)  # exactly 2 s is allowed
+    assert playout.queued_seconds == pytest.approx(2.0)
+
+
+def test_the_default_bound_is_ten_minutes() -> None:
     playout = Playout(PCMU_8K, carrier_marks=False)
     with pytest.raises(QueueFullError):
-        playout.enqueue(b"\x00" * int(8000 * (MAX_QUEUED_SECONDS + 1)), 0.0)
+        playout.enqueue(b"\x00" * 8000 * 601, 0.0)
     assert playout.next_due() is None
 
 
@@ -175,3 +196,124 @@ def test_a_burst_keeps_the_exact_grid_even_after_a_late_start() -> None:
     playout.enqueue(b"\x00" * 160 * 50, 0.0)
     times = [t for t, _ in _frames(_run(playout, 2.0))]
     assert np.allclose(np.diff(times), 0.020)
+
+
+def _marks(outputs: list[PlayoutOutput]) -> list[str]:
+    return [o.name for o in outputs if isinstance(o, BotMarkPlayed)]
+
+
+@pytest.mark.parametrize("carrier_marks", [True, False], ids=["awaiting-echo", "due-by-time"])
+def test_clear_reports_pending_marks_in_the_order_the_bot_sent_them(carrier_marks: bool) -> None:
+    playout = Playout(PCMU_8K, carrier_marks=carrier_marks)
+    playout.enqueue(b"\x00" * 160, 0.0)
+    playout.mark("a")  # a and b are reached when the first frame goes
+    playout.mark("b")
+    playout.enqueue(b"\x00" * 160, 0.0)
+    playout.mark("c")  # still queued
+    playout.enqueue(b"\x00" * 160 * 10, 0.0)
+    playout.mark("d")  # still queued
+    playout.enqueue(b"\x00" * 80, 0.0)
+    playout.mark("e")  # behind a partial frame
+    playout.tick(0.0)
+    playout.tick(0.010)
+    playout.drain()
+    playout.clear()
+    assert _marks(playout.drain()) == ["a", "b", "c", "d", "e"]
+    assert playout.pending_marks == 0
+    assert playout.idle
+
+
+def test_an_echo_reports_every_earlier_mark_still_awaiting_one_in_order() -> None:
+    """The carrier plays in order: its echo of a later mark means the earlier ones played."""
+    playout = Playout(PCMU_8K, carrier_marks=True)
+    for name in ("a", "b", "c"):
+        playout.enqueue(b"\x00" * 160, 0.0)
+        playout.mark(name)
+    requests = [o.name for _, o in _run(playout, 1.0) if isinstance(o, CarrierMarkRequested)]
+    assert len(requests) == 3
+    playout.carrier_mark_played(requests[1])
+    assert _marks(playout.drain()) == ["a", "b"]
+    playout.carrier_mark_played(requests[0])  # a late echo: already reported
+    assert playout.drain() == []
+    playout.carrier_mark_played(requests[2])
+    assert _marks(playout.drain()) == ["c"]
+    assert playout.idle
+
+
+def test_pending_marks_counts_every_mark_not_yet_reported() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.mark("never-played")
+    assert _marks(playout.drain()) == ["never-played"]  # reported at once
+    assert playout.pending_marks == 0
+    playout.enqueue(b"\x00" * 320, 0.0)
+    playout.mark("queued")
+    playout.enqueue(b"\x00" * 80, 0.0)
+    playout.mark("behind-partial")
+    assert playout.pending_marks == 2
+    seen = _run(playout, 0.039)  # two frames out: "queued" is due by time at 0.040
+    assert _marks([o for _, o in seen]) == []
+    assert playout.pending_marks == 2
+    seen = _run(playout, 1.0, start=0.039)
+    assert [(round(t, 3), o.name) for t, o in seen if isinstance(o, BotMarkPlayed)] == [
+        (0.040, "queued"),
+        (0.080, "behind-partial"),  # its partial frame was padded at 0.060
+    ]
+    assert playout.pending_marks == 0
+
+
+def test_a_stopped_bot_has_its_tail_padded_after_the_grace() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x01" * 240, 0.0)  # 30 ms: one frame and half of the next
+    playout.tick(0.0)
+    assert playout.next_due() == pytest.approx(0.020 + PARTIAL_GRACE)  # its slot, plus grace
+    playout.tick(0.020 + PARTIAL_GRACE - 0.001)
+    assert len(playout.drain()) == 1
+    playout.tick(0.020 + PARTIAL_GRACE)
+    (tail,) = playout.drain()
+    assert tail == FrameReleased(b"\x01" * 80 + b"\xff" * 80, 0.020 + PARTIAL_GRACE)
+    assert playout.frames_padded == 1
+    assert playout.frames_late == 0  # late against its slot, but by design
+    assert playout.next_due() is None
+
+
+def test_a_partial_frame_completed_within_the_grace_gets_no_silence() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x01" * 240, 0.0)
+    frames = _frames(_run(playout, 0.034))  # the second frame's slot (20 ms) has passed
+    playout.enqueue(b"\x02" * 240, 0.034)  # the next 30 ms, 4 ms late plus jitter
+    playout.tick(0.034)
+    frames += _frames([(0.034, o) for o in playout.drain()])
+    assert frames == [(0.0, b"\x01" * 160), (0.034, b"\x01" * 80 + b"\x02" * 80)]
+    assert playout.frames_padded == 0
+    assert playout.next_due() == pytest.approx(0.054)  # the grid follows the late bot
+
+
+def test_a_mark_after_a_partial_frame_does_not_pad_it() -> None:
+    """A bot that sends a mark after each 30 ms chunk (to track playback) gets no gaps."""
+    playout = Playout(PCMU_8K, carrier_marks=True)
+    audio = bytes(range(1, 241)) * 10
+    seen = []
+    for n in range(10):
+        now = 0.030 * n
+        seen += _run(playout, now, start=now)
+        playout.enqueue(audio[240 * n : 240 * (n + 1)], now)
+        playout.mark(f"m{n}")
+        playout.tick(now)
+        seen += [(now, o) for o in playout.drain()]
+    seen += _run(playout, 1.0, start=0.270)
+    assert b"".join(p for _, p in _frames(seen)) == audio  # 300 ms: exactly 15 frames
+    requested = [o.name for _, o in seen if isinstance(o, CarrierMarkRequested)]
+    assert len(requested) == 10
+    for name in requested:
+        playout.carrier_mark_played(name)
+    assert _marks(playout.drain()) == [f"m{n}" for n in range(10)]
+
+
+def test_counters() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 400, 0.0)  # two frames and a half
+    _run(playout, 1.0)
+    playout.enqueue(b"\x00" * 800, 2.0)
+    playout.tick(2.0)
+    playout.clear()
+    assert (playout.frames_released, playout.frames_padded, playout.frames_cleared) == (4, 1, 4)

@@ -7,33 +7,51 @@ engine can deliver ten seconds in one burst). The carrier must receive an
 even 50 frames per second, or the caller hears gaps and rushes. So the
 playout queue holds the bot's audio (already in the carrier's format) cut into
 20 ms frames, interleaved with the bot's marks, and :meth:`Playout.tick`
-releases one frame at a time at its due instant:
+releases one frame at a time in its *slot* on a 20 ms grid:
 
-- the first frame of an utterance is due at once (no added latency when the
-  queue was idle), each next one 20 ms after the previous release
-  (``due = max(now, last_release + 20 ms)``), and a late wake-up does not shift
-  the schedule for good: up to :data:`MAX_CATCH_UP` frames are released in one
-  tick to catch up;
+- a frame's slot is 20 ms after the previous frame's slot, or the instant the
+  frame became complete if that is later: the first frame of an utterance
+  goes at once (no added latency when the queue was idle), and a bot that is
+  late (a real-time bot whose chunk came a few ms after the slot) moves the
+  grid with it instead of leaving later frames to catch up in bursts;
+- voxgate's own lateness does not move the grid: after a late wake-up, up to
+  :data:`MAX_CATCH_UP` frames are released in one tick to catch up, and a
+  frame released more than :data:`LATE_AFTER` after its slot is counted in
+  ``frames_late``. Only when the grid is more than :data:`MAX_CATCH_UP`
+  frames behind the clock (a stall) does it restart at the present;
 - a bot that speaks in real time (an echo, a streaming TTS) delivers each frame
-  about when its slot comes. When a frame had to wait for its slot with nothing
-  queued behind it, the grid is late against the bot (its first frame arrived
-  late, say), and every later frame would wait as long: so the grid is pulled
-  earlier by up to :data:`GRID_PULL` per frame (a 19 ms step) until frames no
-  longer wait. A burst, with frames queued behind, keeps the exact 20 ms grid;
-- a partial frame at the end of the audio waits for more audio; when the queue
-  holds nothing else at its due instant it is padded with the format's
-  silence and released (the bot has finished speaking);
-- a mark is *reached* when every frame queued before it has been released.
-  Facing a carrier that echoes marks (Twilio, Telnyx), the playout then asks
-  for a carrier mark and reports the bot's mark when the carrier echoes it,
-  which is when the caller has really heard the audio. Facing a leg without
-  marks, the mark is reported one frame time after the last release (the
-  audio has left voxgate and has been heard, give or take the far jitter
-  buffer);
-- :meth:`Playout.clear` (barge-in) empties the queue at once, asks the carrier
-  to drop what it has buffered, and reports every pending mark, queued or
-  awaiting the carrier's echo, as played: the audio before it will never be
-  heard, and the bot must not wait for it.
+  about when its slot comes. When a frame had to wait for its slot (less than
+  a frame time) with nothing queued behind it, the grid is late against the
+  bot (its first frame arrived late, say), and every later frame would wait as
+  long: so the grid is pulled earlier by up to :data:`GRID_PULL` per frame (a
+  19 ms step) until frames no longer wait. A burst, with frames queued behind
+  (and its last frame, which waited longer), keeps the exact 20 ms grid;
+- a partial frame (the bot's audio so far does not fill 20 ms) waits for the
+  rest: a real-time bot sending 30 or 50 ms chunks with some jitter completes
+  it a few ms after its slot. Only when the queue holds nothing else
+  :data:`PARTIAL_GRACE` after the frame's slot (or after its first byte came,
+  if later) is it padded with the format's silence and released (the bot has
+  finished speaking), counted in ``frames_padded``. :meth:`Playout.next_due`
+  includes that grace;
+- a mark is *reached* when every frame holding audio sent before it has been
+  released (a mark sent after a partial frame follows that frame: it does not
+  pad it). Facing a carrier that echoes marks (Twilio, Telnyx), the playout
+  then asks for a carrier mark and reports the bot's mark when the carrier
+  echoes it, which is when the caller has really heard the audio; the
+  carrier plays in order, so an echo also reports any earlier mark still
+  awaiting its own echo. Facing a leg without marks, the mark is reported one
+  frame time after the last slot (the audio has left voxgate and has been
+  heard, give or take the far jitter buffer). A mark sent when nothing was
+  ever played is reported at once;
+- marks are always reported in the order the bot sent them. :meth:`Playout.clear`
+  (barge-in) empties the queue at once, asks the carrier to drop what it has
+  buffered, and reports every pending mark (awaiting the carrier's echo, due
+  by time, queued, or behind a partial frame) as played, in that order: the
+  audio before it will never be heard, and the bot must not wait for it.
+
+Bounds: at most ``max_queued_seconds`` of audio is queued (more raises
+:class:`QueueFullError`); :attr:`Playout.pending_marks` lets the call cap
+marks.
 
 Sans-I/O: time is passed in; outputs are collected as :data:`PlayoutOutput`
 values and drained by the call.
@@ -51,7 +69,8 @@ from voxgate.codecs.formats import AudioFormat, Encoding
 FRAME_SECONDS: Final = 0.020
 MAX_CATCH_UP: Final = 3  # frames released in one tick after a late wake-up
 GRID_PULL: Final = 0.001  # how far one frame may pull a late grid earlier
-MAX_QUEUED_SECONDS: Final = 600.0  # ten minutes of audio queued at most
+PARTIAL_GRACE: Final = 0.020  # how long a partial frame may wait past its slot
+LATE_AFTER: Final = 0.010  # a frame released this long after its slot is late
 
 _SILENCE_BYTE: Final = {
     Encoding.PCMU: 0xFF,
@@ -99,104 +118,134 @@ class _Mark:
 @dataclass(slots=True)
 class _Frame:
     payload: bytes
-    queued_at: float
+    queued_at: float  # when its first byte reached voxgate
+    ready_at: float  # when it was complete (or padded): its slot is no earlier
+
+
+@dataclass(slots=True)
+class _Reached:
+    """A mark whose audio has been released, not yet reported."""
+
+    name: str
+    carrier_name: str | None = None  # reported when the carrier echoes this
+    due: float | None = None  # reported at this instant (a leg without marks)
 
 
 class QueueFullError(Exception):
-    """More than :data:`MAX_QUEUED_SECONDS` of audio would be queued."""
+    """More than the playout's ``max_queued_seconds`` of audio would be queued."""
 
 
 class Playout:
     """The outbound queue of one call. ``carrier_marks``: the carrier echoes marks."""
 
-    def __init__(self, fmt: AudioFormat, *, carrier_marks: bool) -> None:
+    def __init__(
+        self, fmt: AudioFormat, *, carrier_marks: bool, max_queued_seconds: float = 600.0
+    ) -> None:
         self.format = fmt
         self.frame_bytes = fmt.bytes_per(20)
         self._silence = bytes([_SILENCE_BYTE[fmt.encoding]]) * self.frame_bytes
         self._carrier_marks = carrier_marks
+        self._max_queued_seconds = max_queued_seconds
         self._queue: deque[_Frame | _Mark] = deque()
+        self._queued_frames = 0
+        self._queued_marks = 0
         self._partial = b""
         self._partial_since = 0.0
-        self._queued_frames = 0
-        self._last_release: float | None = None
-        self._awaiting_echo: dict[str, list[str]] = {}  # carrier mark -> bot marks
-        self._due_marks: list[tuple[float, str]] = []  # marks reported at a time (no echo)
+        self._behind_partial: list[str] = []  # marks sent after the partial frame's audio
+        self._last_slot: float | None = None
+        self._reached: deque[_Reached] = deque()  # in the order the bot sent them
         self._mark_numbers = itertools.count(1)
         self._outputs: list[PlayoutOutput] = []
         self.frames_released = 0
         self.frames_cleared = 0
+        self.frames_late = 0
+        self.frames_padded = 0
 
     # --- inputs ---------------------------------------------------------------------
 
     def enqueue(self, audio: bytes, now: float) -> None:
         """Queue audio for the caller, cut into frames (a partial tail waits for more)."""
-        had_partial = bool(self._partial)
-        data = self._partial + audio if had_partial else audio
-        whole = len(data) - len(data) % self.frame_bytes
-        queued_seconds = (self._queued_frames + whole // self.frame_bytes) * FRAME_SECONDS
-        if queued_seconds > MAX_QUEUED_SECONDS:
-            raise QueueFullError(f"more than {MAX_QUEUED_SECONDS:.0f} s of audio queued")
+        data = self._partial + audio
         step = self.frame_bytes
-        self._queue.extend(_Frame(data[i : i + step], now) for i in range(0, whole, step))
-        self._queued_frames += whole // step
-        self._partial = data[whole:]
-        if not (had_partial and whole == 0):  # a partial that only grew keeps its age
+        whole = len(data) - len(data) % step
+        queued_seconds = (self._queued_frames + whole // step) * FRAME_SECONDS
+        if queued_seconds > self._max_queued_seconds:
+            raise QueueFullError(f"more than {self._max_queued_seconds:g} s of audio queued")
+        if whole:
+            first_byte_at = self._partial_since if self._partial else now
+            self._append_frame(_Frame(data[:step], first_byte_at, now))
+            for i in range(step, whole, step):
+                self._append_frame(_Frame(data[i : i + step], now, now))
+        if not self._partial or whole:  # a partial that only grew keeps its age
             self._partial_since = now
+        self._partial = data[whole:]
 
     def mark(self, name: str) -> None:
         """Report ``name`` once the audio queued so far has played."""
-        self._flush_partial()
-        if not self._queue:
-            self._reach_mark(name, self._last_release)
-        else:
+        if self._partial:
+            self._behind_partial.append(name)
+        elif self._queued_frames:
             self._queue.append(_Mark(name))
+            self._queued_marks += 1
+        else:
+            self._reach_mark(name)
 
     def clear(self) -> None:
         """Barge-in: drop the queue, ask the carrier to drop its buffer, report pending marks."""
-        pending = [item.name for item in self._queue if isinstance(item, _Mark)]
-        self.frames_cleared += self._queued_frames
+        pending = [reached.name for reached in self._reached]
+        pending += [item.name for item in self._queue if isinstance(item, _Mark)]
+        pending += self._behind_partial
+        self.frames_cleared += self._queued_frames + (1 if self._partial else 0)
         self._queue.clear()
-        self._queued_frames = 0
+        self._queued_frames = self._queued_marks = 0
         self._partial = b""
+        self._behind_partial = []
+        self._reached.clear()
         self._outputs.append(CarrierClearRequested())
-        for names in self._awaiting_echo.values():
-            pending[:0] = names
-        self._awaiting_echo.clear()
-        pending[:0] = [name for _, name in self._due_marks]
-        self._due_marks.clear()
         self._outputs.extend(BotMarkPlayed(name) for name in pending)
 
     def carrier_mark_played(self, name: str) -> None:
-        """The carrier echoed one of our marks: report the bot's marks behind it."""
-        for bot_mark in self._awaiting_echo.pop(name, []):
-            self._outputs.append(BotMarkPlayed(bot_mark))
+        """The carrier echoed one of our marks: report the bot's marks up to it, in order."""
+        names = [reached.carrier_name for reached in self._reached]
+        if name not in names:
+            return
+        for _ in range(names.index(name) + 1):
+            self._outputs.append(BotMarkPlayed(self._reached.popleft().name))
 
     # --- clock ----------------------------------------------------------------------
 
     def next_due(self) -> float | None:
         """When :meth:`tick` next has something to do, or ``None`` when idle."""
-        candidates = [when for when, _ in self._due_marks[:1]]
-        if self._queue or self._partial:
+        candidates = [self._reached[0].due] if self._reached else []
+        if self._queue:
             candidates.append(self._frame_due())
-        return min(candidates) if candidates else None
+        elif self._partial:
+            candidates.append(self._partial_deadline())
+        return min((when for when in candidates if when is not None), default=None)
 
     def tick(self, now: float) -> None:
         """Release what is due at ``now``."""
         for _ in range(MAX_CATCH_UP):
-            if not (self._queue or self._partial) or self._frame_due() > now:
+            frame = self._take_due_frame(now)
+            if frame is None:
                 break
-            self._release_next(now)
-        while self._due_marks and self._due_marks[0][0] <= now:
-            self._outputs.append(BotMarkPlayed(self._due_marks.pop(0)[1]))
+            self._release(frame, now)
+        while self._reached and (due := self._reached[0].due) is not None and due <= now:
+            self._outputs.append(BotMarkPlayed(self._reached.popleft().name))
 
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing awaiting the carrier or the clock."""
-        return not (self._queue or self._partial or self._awaiting_echo or self._due_marks)
+        return not (self._queue or self._partial or self._reached)
 
     @property
     def queued_seconds(self) -> float:
         return self._queued_frames * FRAME_SECONDS
+
+    @property
+    def pending_marks(self) -> int:
+        """Marks not yet reported: queued, behind a partial frame, awaiting echo or time."""
+        return self._queued_marks + len(self._behind_partial) + len(self._reached)
 
     def drain(self) -> list[PlayoutOutput]:
         outputs, self._outputs = self._outputs, []
@@ -204,46 +253,69 @@ class Playout:
 
     # --- internals ------------------------------------------------------------------
 
-    def _frame_due(self) -> float:
-        if self._last_release is None:
-            return float("-inf")
-        return self._last_release + FRAME_SECONDS
+    def _append_frame(self, frame: _Frame) -> None:
+        self._queue.append(frame)
+        self._queued_frames += 1
+        if self._behind_partial:
+            # Only a partial frame has marks behind it, and this frame completes (or
+            # pads) it: the marks now follow it.
+            self._queue.extend(_Mark(name) for name in self._behind_partial)
+            self._queued_marks += len(self._behind_partial)
+            self._behind_partial = []
 
-    def _release_next(self, now: float) -> None:
+    def _frame_due(self) -> float:
+        if self._last_slot is None:
+            return float("-inf")
+        return self._last_slot + FRAME_SECONDS
+
+    def _partial_deadline(self) -> float:
+        return max(self._frame_due(), self._partial_since) + PARTIAL_GRACE
+
+    def _take_due_frame(self, now: float) -> _Frame | None:
+        """The next frame if its time has come, padding a partial one past its grace."""
         if not self._queue:
-            self._flush_partial()
+            if not self._partial or self._partial_deadline() > now:
+                return None
+            deadline = self._partial_deadline()
+            padded = self._partial + self._silence[len(self._partial) :]
+            self._partial = b""
+            self.frames_padded += 1
+            self._append_frame(_Frame(padded, self._partial_since, deadline))
+        elif self._frame_due() > now:
+            return None
         item = self._queue.popleft()
         assert isinstance(item, _Frame), "marks never lead the queue"
         self._queued_frames -= 1
-        due = self._frame_due()
-        waited = now - item.queued_at
-        # Keep the 20 ms grid when catching up; restart it after an idle spell.
-        self._last_release = due if due >= now - MAX_CATCH_UP * FRAME_SECONDS else now
-        if waited > 0 and not self._queue and not self._partial:
-            # A real-time bot's frame waited for its slot with nothing behind it: the
-            # grid runs late against the bot. Pull it earlier, a little per frame.
-            self._last_release -= min(waited, GRID_PULL)
+        return item
+
+    def _release(self, frame: _Frame, now: float) -> None:
+        slot = max(self._frame_due(), frame.ready_at)
+        if now - slot > LATE_AFTER:
+            self.frames_late += 1
+        if slot < now - MAX_CATCH_UP * FRAME_SECONDS:
+            slot = now  # too far behind to catch up: restart the grid
+        early = slot - frame.ready_at
+        if 0 < early < FRAME_SECONDS and not self._queued_frames and not self._partial:
+            # A real-time bot's frame waited for its slot with nothing behind it (the
+            # last frame of a burst waited longer): the grid runs late against the
+            # bot. Pull it earlier, a little per frame.
+            slot -= min(early, GRID_PULL)
+        self._last_slot = slot
         self.frames_released += 1
-        self._outputs.append(FrameReleased(item.payload, waited))
+        self._outputs.append(FrameReleased(frame.payload, now - frame.queued_at))
         while self._queue and isinstance(self._queue[0], _Mark):
             mark = self._queue.popleft()
             assert isinstance(mark, _Mark)
-            self._reach_mark(mark.name, self._last_release)
+            self._queued_marks -= 1
+            self._reach_mark(mark.name)
 
-    def _flush_partial(self) -> None:
-        if self._partial:
-            padded = self._partial + self._silence[len(self._partial) :]
-            self._queue.append(_Frame(padded, self._partial_since))
-            self._queued_frames += 1
-            self._partial = b""
-
-    def _reach_mark(self, name: str, last_release: float | None) -> None:
+    def _reach_mark(self, name: str) -> None:
         """Every frame before mark ``name`` has been released."""
-        if last_release is None:
+        if self._last_slot is None:
             self._outputs.append(BotMarkPlayed(name))  # nothing was ever played before it
         elif self._carrier_marks:
             carrier_name = f"vx{next(self._mark_numbers)}"
-            self._awaiting_echo[carrier_name] = [name]
+            self._reached.append(_Reached(name, carrier_name=carrier_name))
             self._outputs.append(CarrierMarkRequested(carrier_name))
         else:
-            self._due_marks.append((last_release + FRAME_SECONDS, name))
+            self._reached.append(_Reached(name, due=self._last_slot + FRAME_SECONDS))
