@@ -98,10 +98,12 @@ def test_the_summary_counts_the_call_and_is_logged_once(caplog: pytest.LogCaptur
         "frames_to_bot": 4,
         "frames_out": summary["frames_out"],
         "frames_late": 0,
+        "frames_padded": summary["frames_padded"],
         "frames_cleared": summary["frames_cleared"],
         "frames_dropped_disconnected": 0,
         "reorder_lost": 1,
         "reorder_reordered": 2,  # frames held for a gap: 3, then 5
+        "reorder_resyncs": 0,
         "marks": 1,
         "dtmf_in": 1,
         "dtmf_out": 0,

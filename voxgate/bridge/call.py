@@ -410,7 +410,8 @@ class Call:
 
         ``reason`` and ``ended_by`` are None until the call has ended. The counters
         are per call; the adapter adds those that are process totals on /metrics
-        (``frames_late``, ``frames_cleared``, ``reorder_lost``, ``reorder_reordered``).
+        (``frames_late``, ``frames_padded``, ``frames_cleared``, ``reorder_lost``,
+        ``reorder_reordered``, ``reorder_resyncs``).
         """
         stats, playout, reorder = self.stats, self._playout, self._reorder
         end = now if self.ended_at is None else self.ended_at
@@ -422,10 +423,12 @@ class Call:
             "frames_to_bot": stats.frames_to_bot,
             "frames_out": playout.frames_released,
             "frames_late": playout.frames_late,
+            "frames_padded": playout.frames_padded,
             "frames_cleared": playout.frames_cleared,
             "frames_dropped_disconnected": stats.dropped_while_disconnected,
             "reorder_lost": reorder.lost,
             "reorder_reordered": reorder.reordered,
+            "reorder_resyncs": reorder.resyncs,
             "marks": stats.marks,
             "dtmf_in": stats.dtmf_in,
             "dtmf_out": stats.dtmf_out,

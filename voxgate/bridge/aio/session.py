@@ -49,9 +49,11 @@ log = logging.getLogger("voxgate.session")
 CLOSE_INTERNAL_ERROR: Final = 1011  # RFC 6455 section 7.4.1
 SUMMARY_COUNTERS: Final = (  # per-call counters added to the process totals at the end
     "frames_late",
+    "frames_padded",
     "frames_cleared",
     "reorder_lost",
     "reorder_reordered",
+    "reorder_resyncs",
 )
 
 CarrierAction = Callable[[CarrierHangup | CarrierTransfer], Awaitable[str | None]]
