@@ -151,6 +151,30 @@ def test_fields_named_like_secrets_and_object_reprs() -> None:
     assert "websocket" not in entry
 
 
+def test_structured_fields_keep_their_shape_scrubbed() -> None:
+    summary = {
+        "duration_s": 1.5,
+        "reason": "bot_hangup",
+        "bot": "wss://u:S3CRET@h/?api_key=S3CRET",
+        "auth_token": "S3CRET",
+        "reasons": ("a", "\x1b[1mb"),
+        "late": float("nan"),
+        "nested": {"x": {"y": {"z": {"deep": 1}}}},
+    }
+    entry = json_line(record("call ended", summary=summary))
+    assert entry["summary"] == {
+        "duration_s": 1.5,
+        "reason": "bot_hangup",
+        "bot": "wss://***@h/?api_key=***",
+        "auth_token": "***",
+        "reasons": ["a"],
+        "late": "nan",
+        "nested": {"x": {"y": {"z": "{'deep': 1}"}}},
+    }
+    line = TextFormatter().format(record("call ended", summary={"reason": "bot_hangup", "n": 2}))
+    assert line.endswith('call ended summary={"reason":"bot_hangup","n":2}')
+
+
 def test_text_line_is_one_line_and_has_no_secret() -> None:
     forged = "bye\n2026-12-01T11:28:01.123Z info    voxgate.bridge: [vx-2] forged"
     line = TextFormatter().format(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import sys
 import threading
@@ -57,25 +58,44 @@ def _uncoloured(text: str) -> str:
     return _ESCAPE.sub("", text) if "\x1b" in text else text
 
 
-def _extras(record: logging.LogRecord) -> dict[str, str | int | float | bool | None]:
-    """The record's extra fields, scrubbed.
+Plain = str | int | float | bool | None | dict[str, "Plain"] | list["Plain"]
 
-    Dropped: values holding escape sequences (colours), objects without a
-    readable form (``<... object at 0x...>``, as the websockets library adds).
-    A field with a secret-looking name (``token``, ``api_key``) shows ``***``.
+
+def _extras(record: logging.LogRecord) -> dict[str, Plain]:
+    """The record's extra fields, as JSON values, scrubbed.
+
+    Dicts and lists (a call's summary) keep their shape. Dropped: values
+    holding escape sequences (colours), objects without a readable form
+    (``<... object at 0x...>``, as the websockets library adds). A field
+    with a secret-looking name (``token``, ``api_key``) shows ``***``.
     """
-    extras: dict[str, str | int | float | bool | None] = {}
-    for key, value in vars(record).items():
-        if key in _STANDARD_ATTRIBUTES or key.startswith("_"):
-            continue
-        if value is None or isinstance(value, bool | int | float):
-            extras[key] = value
-            continue
-        text = value if isinstance(value, str) else str(value)
-        if "\x1b" in text or _OBJECT_REPR.fullmatch(text):
-            continue
-        extras[key] = MASK if is_secret_name(key) else scrub(text)
-    return extras
+    return {
+        key: _plain(key, value)
+        for key, value in vars(record).items()
+        if key not in _STANDARD_ATTRIBUTES and not key.startswith("_") and _readable(value)
+    }
+
+
+_MAX_DEPTH: Final = 4
+
+
+def _readable(value: object) -> bool:
+    if value is None or isinstance(value, bool | int | float | dict | list | tuple):
+        return True
+    text = value if isinstance(value, str) else str(value)
+    return "\x1b" not in text and not _OBJECT_REPR.fullmatch(text)
+
+
+def _plain(key: str, value: object, depth: int = 0) -> Plain:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN nor Infinity
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict) and depth < _MAX_DEPTH:
+        return {str(k): _plain(str(k), v, depth + 1) for k, v in value.items() if _readable(v)}
+    if isinstance(value, list | tuple) and depth < _MAX_DEPTH:
+        return [_plain(key, item, depth + 1) for item in value if _readable(item)]
+    return MASK if is_secret_name(key) else scrub(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -128,9 +148,13 @@ def _one_line(text: str) -> str:
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
-def _field(value: object) -> str:
+def _field(value: Plain) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     text = _one_line(str(value))
-    return json.dumps(text, ensure_ascii=False) if (not text or " " in text or '"' in text) else text
+    return (
+        json.dumps(text, ensure_ascii=False) if (not text or " " in text or '"' in text) else text
+    )
 
 
 # uvicorn's per-connection lines, whose second argument is the path with its query string.
