@@ -13,15 +13,17 @@ and the fields') and shapes (the ``_read_start``, ``_start_body``,
     NEW --connected--> CONNECTED --start--> STARTED --stop--> (nothing follows)
      `-------------------start---------------^
 
-``start`` (parsed, or formatted from a :class:`StreamStarted`) sets the
-stream id, the call id, the account and the media format. Media, DTMF and
+(A carrier without a hello, Plivo, goes from NEW to STARTED.) ``start``
+(parsed, or formatted from a :class:`StreamStarted`) sets the stream id,
+the call id, the account and the media format. Media, DTMF and
 marks before it raise ``not_started``; a message naming another stream id
 (in :attr:`~CarrierDialect.stream_key`) raises ``wrong_stream``; a second
 ``start`` is ``unsupported``. A ``start`` the stream cannot use is fatal: a
 missing or ill-typed field closes with 1008 (policy violation), a media
 format voxgate lacks with 1003 (unsupported data), RFC 6455 section 7.4.1.
 Any other bad message is dropped and the call goes on. Optional fields may
-be absent or null but must be well typed when present.
+be absent or null but must be well typed when present (the media timestamp
+excepted, below).
 
 As the telephony side the instance numbers what it sends as the carriers
 do: ``connected`` unnumbered, ``start`` ``"1"``, then each message the next;
@@ -36,10 +38,11 @@ milliseconds within ``0..max_timestamp_ms`` (negative, 10**30, a fraction,
 not a number) reaches the call as absent (``None``) and the audio still
 goes through; the call then derives the frame's time itself. The bound is
 the carrier's clock: :data:`MAX_STREAM_MS` (30 days) for a clock that counts
-from the stream's start, thirty times the longest stream the carriers
-allow (24 hours); :data:`MAX_JSON_INTEGER` for a wall clock in Unix
-milliseconds (Plivo), the largest integer a JSON number holds exactly
-(RFC 8259 section 6), so a bot reading it as a double gets it exactly.
+from the stream's start, thirty times a day-long call (Plivo's stream
+timeout defaults to 24 hours; calls are not kept up for weeks);
+:data:`MAX_JSON_INTEGER` for a wall clock in Unix milliseconds (Plivo), the
+largest integer a JSON number holds exactly (RFC 8259 section 6), so a bot
+reading it as a double gets it exactly.
 Chunk and sequence numbers are not bounded here: the call's reorderer
 resynchronises on jumps.
 """
