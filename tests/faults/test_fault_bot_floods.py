@@ -55,8 +55,13 @@ def test_two_minutes_of_audio_to_transcode_at_once_leave_the_other_call_alone(
     run_fault(tmp_path / "voxgate.log", hostile)
 
 
-def test_audio_beyond_the_queue_bound_gets_queue_full(tmp_path: Path) -> None:
-    """call.max_queued_audio = 30 s; the bot sends 60 s: it is told ``queue_full``."""
+def test_audio_beyond_the_queue_bound_slows_the_bot_down(tmp_path: Path) -> None:
+    """call.max_queued_audio = 30 s; the bot tries to send 300 s at once.
+
+    voxgate stops reading its socket while the queue is full, so TCP slows the bot
+    down: after 10 s it has not managed to send it all, nothing was refused, the
+    caller hears the bot's audio, and memory stays bounded (the bench's watchdog).
+    """
 
     async def hostile(bench: Bench) -> None:
         chunk = audio_delta(noise(0.1, seed=12, rate=48000, width=2))
@@ -64,18 +69,11 @@ def test_audio_beyond_the_queue_bound_gets_queue_full(tmp_path: Path) -> None:
             connection = await bot.connection(timeout=10)
             await connection.wait_for_type("start", timeout=10)
             await bench.healthy_started.wait()
-            flooding = asyncio.create_task(_flood(connection, [chunk] * 600, seconds=20))
-            try:
-                await connection.wait_for(lambda: "queue_full" in _codes(connection), timeout=10)
-            except TimeoutError:
-                raise AssertionError(
-                    f"no queue_full error for 60 s of audio against a 30 s bound; "
-                    f"errors: {_codes(connection)[:5]}, closed: {connection.closed.is_set()}"
-                ) from None
-            finally:
-                flooding.cancel()
-                await asyncio.gather(flooding, return_exceptions=True)
-            await caller.wait_for(lambda: len(caller.media) >= 25, timeout=5)  # it plays on
+            sent = await _flood(connection, [chunk] * 3000, seconds=10)
+            assert sent < 3000, "300 s of audio went in within 10 s: no backpressure"
+            assert not connection.closed.is_set(), "the bot was closed instead of slowed down"
+            assert _codes(connection) == [], f"the bot was refused: {_codes(connection)[:5]}"
+            await caller.wait_for(lambda: len(caller.media) >= 250, timeout=10)  # it plays on
             await caller.hang_up()
 
     run_fault(tmp_path / "voxgate.log", hostile, env={"VOXGATE_MAX_QUEUED_AUDIO": "30"})

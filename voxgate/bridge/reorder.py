@@ -17,19 +17,19 @@ compared by their distance from the one expected next, modulo
   frames are held or the oldest held frame has waited :data:`MAX_WAIT`
   seconds; then the gap is given up (counted as ``lost``) and the held
   frames go out in order.
-- A frame from the past (a duplicate, or one that arrives after its gap was
-  given up) is dropped and counted in ``dropped``. A counter that went back
-  a little for good (at most :data:`MAX_JUMP`) looks the same, and catches
-  up with the expected one by itself within that many frames.
-- Any other frame is a *stranger*, more than :data:`MAX_JUMP` ahead or
-  behind (a bogus value), dropped and counted in ``dropped``. The call goes
-  on as before. But a run of :data:`RESYNC_RUN` strangers that follow each
-  other (each the previous plus one, with no frame of the expected sequence
-  between) means the sequence itself changed (a counter that restarted or
-  jumped for good): the reorderer forwards what it held, then restarts at
-  the run's next counter (counted in ``resyncs``; the run itself, 120 ms, is
-  dropped). So no counter value, once or for good, mutes the caller for
-  long. (aiortc's jitter buffer resets on large jumps in the same spirit.)
+- Any other frame is a *stranger*, dropped and counted in ``dropped``: one
+  from the past (a duplicate, or one that arrives after its gap was given
+  up), or one more than :data:`MAX_JUMP` ahead (a bogus value). The call
+  goes on as before. But a run of :data:`RESYNC_RUN` strangers that follow
+  each other (each the previous plus one, with no frame of the expected
+  sequence between) means the sequence itself changed (a counter that
+  restarted, went back or jumped for good): the reorderer forwards what it
+  held, then restarts at the run's next counter (counted in ``resyncs``; the
+  run itself, 120 ms, is dropped). So no counter value, once or for good,
+  mutes the caller for more than a few frames. The price: a carrier that
+  replayed more than :data:`RESYNC_RUN` frames it had sent would have the
+  rest of the replay heard twice; none does. (aiortc's jitter buffer resets
+  on large jumps in the same spirit.)
 
 Frames without a counter are forwarded as they come.
 
@@ -43,7 +43,7 @@ from typing import Final, Generic, TypeVar
 
 MAX_HELD: Final = 5  # frames (100 ms of 20 ms frames)
 MAX_WAIT: Final = 0.060  # seconds the oldest held frame may wait
-MAX_JUMP: Final = 50  # frames (1 s): further ahead or behind is a stranger
+MAX_JUMP: Final = 50  # frames (1 s): further ahead is a stranger
 RESYNC_RUN: Final = 6  # consecutive strangers that restart the sequence
 
 T = TypeVar("T")
@@ -73,10 +73,10 @@ class Reorderer(Generic[T]):
         if self._expected is None:
             self._expected = counter
         delta = self._distance(counter)
-        if delta < -MAX_JUMP or (delta > MAX_JUMP and not self._near_held(counter)):
+        if delta < 0 or (delta > MAX_JUMP and not self._near_held(counter)):
             return self._stranger(counter)
         self._strangers = []
-        if delta < 0 or counter in self._held:
+        if counter in self._held:
             self.dropped += 1
             return []
         if delta > 0:
