@@ -26,11 +26,7 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,11 +38,11 @@ from typing import Any, Final
 import numpy as np
 from carrier import CarrierEmulator
 from scripted_bot import ScriptedBot
+from served import voxgate_serve
 
 HEALTH_LIMIT: Final = 0.5  # seconds /healthz may take, whatever a hostile peer does
 RSS_GROWTH_LIMIT: Final = 40 * 1024 * 1024  # bytes the serve process may grow by, default
 HEALTHY_SECONDS: Final = 3.0  # of audio each way in the healthy call
-STARTUP_LIMIT: Final = 20.0  # seconds for ``voxgate serve`` to answer /healthz
 BASE_ENV: Final = {
     "VOXGATE_LOG_FORMAT": "json",
     "VOXGATE_BOT_PRIVATE_TARGETS": "allow",  # every bot here is on loopback, on purpose
@@ -126,44 +122,14 @@ def rss_of(pid: int) -> int:
     return 0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def serve_process(log_path: Path, **env: str) -> AsyncIterator[Served]:
     """``voxgate serve`` in its own process on a free loopback port, stderr to ``log_path``.
 
     Only the given ``VOXGATE_*`` variables (on top of :data:`BASE_ENV`) reach it.
     """
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
-    command = [sys.executable, "-m", "voxgate", "serve", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            env={**clean, **BASE_ENV, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_LIMIT
-        while health_latency(port, timeout=1.0) is None:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"voxgate serve did not start:\n{log_path.read_text()}")
-            await asyncio.sleep(0.05)
+    async with voxgate_serve({**BASE_ENV, **env}, log_path) as (port, process):
         yield Served(port, process.pid, log_path)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.to_thread(process.wait, 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait, 5)
 
 
 def health_latency(port: int, timeout: float = 2.0) -> float | None:

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +12,7 @@ from typing import Any
 import httpx
 from carrier import CarrierDialect, CarrierEmulator
 from scripted_bot import BotConnection, ScriptedBot
+from served import voxgate_serve
 
 from voxgate.bridge.aio.server import RunningBridge, running_bridge
 from voxgate.config import load_config
@@ -85,20 +80,5 @@ async def bridge_process(**env: str) -> AsyncIterator[str]:
 
     For measurements that must not share an event loop (or a core) with the peers.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
-    command = [sys.executable, "-m", "voxgate", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env={**clean, **env}, stderr=subprocess.DEVNULL)
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
+    async with voxgate_serve(env) as (port, _):
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        await asyncio.to_thread(process.wait, 15)

@@ -15,14 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +27,7 @@ import pytest
 from carrier import CarrierEmulator, twilio_signature
 from rest_standin import TWILIO_ACCOUNT_SID, RestStandIn
 from scripted_bot import BotConnection, ScriptedBot
+from served import voxgate_serve
 from websockets.exceptions import InvalidStatus
 
 SERVER_TOKEN: Final = "S3CRET-server-token-7f3a9c"
@@ -60,31 +55,8 @@ def run(scenario: Coroutine[Any, Any, None], timeout: float = 90.0) -> None:
 @asynccontextmanager
 async def logged_bridge(log: Path, **env: str) -> AsyncIterator[str]:
     """``voxgate serve`` as its own process, stderr into ``log``; yields its http:// base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
-    command = [sys.executable, "-m", "voxgate", "serve", "--port", str(port)]
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(command, env={**clean, **env}, stderr=stderr)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient() as client:
-                for _ in range(400):
-                    if process.poll() is not None:
-                        pytest.fail(f"voxgate serve exited: {log.read_text(errors='replace')}")
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(f"{base}/healthz")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.05)
-            yield base
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.to_thread(process.wait, 15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                await asyncio.to_thread(process.wait, 5)
+    async with voxgate_serve(env, log) as (port, _):
+        yield f"http://127.0.0.1:{port}"
 
 
 def secret_bot_url(bot: ScriptedBot) -> str:

@@ -109,6 +109,16 @@ class OutgoingCounters:
         return chunk, timestamp
 
 
+def read_tracks(start: Fields) -> tuple[str, ...]:
+    """The ``start`` object's ``tracks`` (Twilio, Plivo): absent means the caller's alone."""
+    tracks = start.data.get("tracks")
+    if tracks is None:
+        return ("inbound",)
+    if not isinstance(tracks, list) or not all(isinstance(t, str) for t in tracks):
+        raise start.wrong("tracks", "an array of strings")
+    return tuple(tracks)
+
+
 def as_fatal(error: ProtocolError) -> ProtocolError:
     """The same error, marked fatal (a ``start`` the stream cannot go on without)."""
     if error.fatal:

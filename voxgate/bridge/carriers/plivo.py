@@ -74,7 +74,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from voxgate.bridge.carriers._stream import MAX_JSON_INTEGER, CarrierDialect
+from voxgate.bridge.carriers._stream import MAX_JSON_INTEGER, CarrierDialect, read_tracks
 from voxgate.bridge.events import (
     DtmfReceived,
     ErrorReported,
@@ -123,17 +123,12 @@ class PlivoDialect(CarrierDialect):
         start = message.object("start")
         stream_id = start.text("streamId")
         self._check_stream(message, stream_id)
-        tracks = start.data.get("tracks")
-        if tracks is None:
-            tracks = ["inbound"]
-        elif not isinstance(tracks, list) or not all(isinstance(t, str) for t in tracks):
-            raise start.wrong("tracks", "an array of strings")
         return StreamStarted(
             stream_id=stream_id,
             call_id=start.text("callId"),
             media_format=self._read_media_format(start),
             account_id=start.optional_text("accountId"),
-            tracks=tuple(tracks),
+            tracks=read_tracks(start),
             custom_parameters=MappingProxyType(
                 _pairs(message.optional_text("extra_headers") or "")
             ),

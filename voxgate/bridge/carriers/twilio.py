@@ -58,7 +58,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-from voxgate.bridge.carriers._stream import CarrierDialect
+from voxgate.bridge.carriers._stream import CarrierDialect, read_tracks
 from voxgate.bridge.events import DtmfReceived, ErrorReported, StreamConnected, StreamStarted
 from voxgate.bridge.wire import Fields, JsonObject
 from voxgate.codecs.formats import Encoding
@@ -86,17 +86,12 @@ class TwilioDialect(CarrierDialect):
         start = message.object("start")
         stream_id = start.text("streamSid")
         self._check_stream(message, stream_id)
-        tracks = start.data.get("tracks")
-        if tracks is None:
-            tracks = ["inbound"]
-        elif not isinstance(tracks, list) or not all(isinstance(t, str) for t in tracks):
-            raise start.wrong("tracks", "an array of strings")
         return StreamStarted(
             stream_id=stream_id,
             call_id=start.text("callSid"),
             media_format=self._read_media_format(start),
             account_id=start.optional_text("accountSid"),
-            tracks=tuple(tracks),
+            tracks=read_tracks(start),
             custom_parameters=MappingProxyType(start.optional_string_map("customParameters")),
         )
 
