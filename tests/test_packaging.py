@@ -49,7 +49,8 @@ RUNTIME = [_distribution(requirement) for requirement in PYPROJECT["project"]["d
 def test_the_distribution_names_are_read_right() -> None:
     assert _distribution("uvloop>=0.19,<1; sys_platform == 'linux'") == "uvloop"
     assert _distribution("webrtcvad_wheels>=2") == "webrtcvad-wheels"
-    assert _import_names("webrtcvad-wheels") >= {"webrtcvad"}
+    assert _import_names("pytest") >= {"pytest", "_pytest"}  # installed: what it provides
+    assert _import_names("webrtcvad-nowhere") == {"webrtcvad_nowhere"}  # not installed
     assert "numpy" in RUNTIME
 
 
