@@ -8,7 +8,6 @@ import logging
 import pytest
 from test_call import Driver
 
-from voxgate.bridge.call import CLOCK_SLACK_MS
 from voxgate.bridge.call_api import STOP_REASONS, CallEnded, CallPolicy, CloseCarrier, ToBot
 from voxgate.bridge.events import (
     AudioSent,
@@ -19,6 +18,7 @@ from voxgate.bridge.events import (
     MediaReceived,
     StreamStopped,
 )
+from voxgate.bridge.stamps import CLOCK_SLACK_MS
 from voxgate.errors import ProtocolError
 
 FORGED = 'bye\nvoxgate_calls_ended_total{reason="x"} 1e9\n' + "z" * 500

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_call import Driver
 
-from voxgate.bridge.call import PROVEN_AFTER
+from voxgate.bridge.attempts import PROVEN_AFTER
 from voxgate.bridge.call_api import (
     CallEnded,
     CallPolicy,

@@ -19,9 +19,10 @@ States::
     (fallback) ----------------> ENDING --played out--> ENDED <-- caller hung up (any state)
 
 - CONNECTING: the carrier stream has started; the bot socket is being opened.
-  A failed attempt is retried with backoff (0.1 s doubling, at most 2 s) until
-  :attr:`CallPolicy.connect_timeout` after the start; each attempt may take what
-  is left of it. A refusal (HTTP 401/403) ends the call at once. Up to
+  A failed attempt is retried with backoff until
+  :attr:`CallPolicy.connect_timeout` after the start (see
+  :mod:`voxgate.bridge.attempts`). A refusal (HTTP 401/403) ends the call at
+  once. Up to
   :attr:`CallPolicy.pre_connect_buffer` seconds of the caller's audio are kept
   and sent once the bot is there, so its first words are not lost.
 - ACTIVE: caller audio is reordered, transcoded and sent to the bot as each
@@ -31,12 +32,8 @@ States::
 - RECONNECTING: the bot socket dropped mid-call; new attempts follow the same
   backoff, each new socket gets a ``start`` with ``reconnected`` set. The
   caller hears what was already queued, then silence; their audio is dropped.
-  :attr:`CallPolicy.reconnect_for` is a *budget*: it runs from a drop until a
-  socket has proved itself (stayed up :data:`PROVEN_AFTER` seconds and carried
-  audio either way); a socket that drops sooner gives nothing back, so a bot
-  that accepts and closes at once is given up when the budget is spent, and
-  the backoff keeps growing across such sockets. A socket that proved itself
-  refills the budget for its own drop.
+  :attr:`CallPolicy.reconnect_for` is a *budget* that only a socket which
+  proved itself refills (:mod:`voxgate.bridge.attempts`).
 - ENDING: the bot asked to hang up (or the fallback is playing its apology).
   With ``hangup_after_playout`` the call waits until the carrier has played
   everything (a final carrier mark is echoed) or ``max_hangup_wait`` passes,
@@ -49,9 +46,10 @@ from any state: the bot gets ``stop`` and its socket is closed at once, so no
 bot session outlives its call. :meth:`Call.fail` is the adapter's error
 boundary: ``internal_error``, both sockets closed with 1011.
 
-*Attempts.* Every bot socket is one attempt, numbered by :class:`ConnectBot`;
-reports about any attempt but the latest, or about one the call has already
-closed or abandoned, are ignored.
+*Attempts.* Every bot socket is one attempt, numbered by :class:`ConnectBot`
+(:class:`~voxgate.bridge.attempts.BotAttempts`); reports about any attempt but
+the latest, or about one the call has already closed or abandoned, are
+ignored.
 
 *Bounds.* Everything a bot can make the call hold is bounded by the policy:
 seconds of queued audio, marks not yet reported and the length of one mark's
@@ -62,7 +60,7 @@ call goes on; refusals count as protocol errors towards
 reported once.
 
 *Timestamps.* The caller's frames reach the bot stamped with the carrier's
-media clock while it behaves; see :class:`_CallerClock`.
+media clock while it behaves; see :mod:`voxgate.bridge.stamps`.
 """
 
 from __future__ import annotations
@@ -75,6 +73,7 @@ from typing import Final, overload
 
 import numpy as np
 
+from voxgate.bridge.attempts import BotAttempts
 from voxgate.bridge.call_api import (
     ENDED_BY,
     CallEnded,
@@ -118,6 +117,7 @@ from voxgate.bridge.playout import (
     QueueFullError,
 )
 from voxgate.bridge.reorder import Reorderer
+from voxgate.bridge.stamps import CallerClock
 from voxgate.codecs.dtmf import dtmf_sequence
 from voxgate.codecs.formats import AudioFormat, Transcoder, encode
 from voxgate.codecs.tones import special_information_tone
@@ -130,21 +130,13 @@ CONTROL_PARAMETERS: Final = frozenset(
 )
 """Custom parameters that steer voxgate itself; they are not passed on to the bot."""
 
-PROVEN_AFTER: Final = 5.0
-"""Seconds a bot socket must stay up, carrying audio, to refill the reconnection budget."""
 MAX_DETAIL: Final = 200
 """Characters of the bot's own hangup text kept for the log (on one line)."""
-CLOCK_SLACK_MS: Final = 2000
-"""How far the carrier's media clock may run ahead of the wall clock (a burst after a stall)."""
-MAX_FIRST_STAMP_MS: Final = 2**31 - 1
-"""The largest first timestamp taken from a carrier; a larger one starts the bot's clock at 0."""
 
 # Inside the playout, the bot's marks are prefixed so that no bot can name an internal one.
 _BOT_MARK: Final = "b"
 _HANGUP_MARK: Final = "\x00hangup"  # the last mark before hanging up
 _TRANSFER_MARK: Final = "\x00transfer"  # the last mark before transferring
-_BACKOFF_FIRST: Final = 0.1
-_BACKOFF_MAX: Final = 2.0
 # RFC 6455 section 7.4.1: going away, policy violation, internal error; else normal closure.
 _CLOSE_CODES: Final[Mapping[str, int]] = {
     "shutdown": 1001,
@@ -184,7 +176,7 @@ class Call:
             max_queued_seconds=policy.max_queued_audio,
         )
         self._reorder: Reorderer[MediaReceived] = Reorderer()
-        self._clock = _CallerClock()
+        self._clock = CallerClock()
         self._early: deque[MediaReceived] = deque(
             maxlen=max(1, round(policy.pre_connect_buffer / 0.020))
         )
@@ -194,17 +186,10 @@ class Call:
         self._hangup_deadline: float | None = None
         self._ending_reason: StopReason = "bot_hangup"
         self._transfer_target: str | None = None
-        # the bot's sockets: the latest attempt, and whether it is connecting or up
-        self._attempt = 0
-        self._connecting_until: float | None = None  # the attempt under way is given up then
-        self._bot_up = False
-        self._up_since = 0.0
-        self._carried_audio = False  # the socket that is up carried audio, either way
-        self._bot_errors = 0
-        self._retry_at: float | None = None
-        self._retries = 0  # failures since the start or since a socket proved itself
-        self._give_up_at = now + policy.connect_timeout
-        self._outage_since: float | None = None  # the budget runs from here
+        self._bot = BotAttempts(
+            connect_timeout=policy.connect_timeout, reconnect_for=policy.reconnect_for, now=now
+        )
+        self._bot_errors = 0  # protocol errors from the socket that is up
         self._connect(now)
 
     # --- inputs from the carrier -------------------------------------------------------
@@ -261,20 +246,17 @@ class Call:
     def bot_connected(self, now: float, *, attempt: int) -> None:
         if not self._connecting(attempt, "connected"):
             return
-        self._connecting_until = None
+        self._bot.connected(now)
         reconnected = self.stats.bot_connects > 0
         self.stats.bot_connects += 1
         self.state = CallState.ACTIVE
-        self._bot_up = True
-        self._up_since = now
-        self._carried_audio = False
         self._bot_errors = 0
         self._send_bot(StreamConnected())  # Twilio and Telnyx say hello first; v1 does not
         self._send_bot(self._bot_start(reconnected))
         while self._early:
             self._send_bot(self._early.popleft())
             self.stats.frames_to_bot += 1
-            self._carried_audio = True
+            self._bot.carried_audio()
 
     def bot_connect_failed(
         self, reason: str, now: float, *, attempt: int, refused: bool = False
@@ -283,7 +265,7 @@ class Call:
         so trying again is pointless (docs/PROTOCOL.md, "Reconnection")."""
         if not self._connecting(attempt, "failure"):
             return
-        self._connecting_until = None
+        self._bot.failed()
         why = _one_line(reason)
         log.warning("bot connect attempt %d failed: %s", attempt, why, extra=self._log)
         if refused:
@@ -304,7 +286,7 @@ class Call:
         """
         if not self._up(attempt, "close"):
             return
-        self._bot_up = False
+        self._bot.disconnected()
         if self.state is not CallState.ACTIVE:
             return
         if code == 1000:
@@ -341,7 +323,7 @@ class Call:
             return
         self.stats.protocol_errors += 1
         self._report(ErrorReported(error.code, error.message), now)
-        if error.fatal and self._bot_up:
+        if error.fatal and self._bot.up:
             self._close_bot(error.close_code, error.code)
             if self.state is CallState.ACTIVE:
                 self._dropped(error.code, now)
@@ -361,8 +343,8 @@ class Call:
             for when in (
                 self._playout.next_due(),
                 self._reorder.next_due(),
-                self._retry_at,
-                self._connecting_until,
+                self._bot.retry_at,
+                self._bot.connecting_until,
                 self._hangup_deadline,
             )
             if when is not None
@@ -376,9 +358,9 @@ class Call:
             self._forward_to_bot(frame, now)
         self._playout.tick(now)
         self._drain_playout(now)
-        if self._connecting_until is not None and now >= self._connecting_until:
+        if (until := self._bot.connecting_until) is not None and now >= until:
             self._connect_timed_out(now)
-        if self._retry_at is not None and now >= self._retry_at:
+        if (retry_at := self._bot.retry_at) is not None and now >= retry_at:
             self._connect(now)
         if self._hangup_deadline is not None and now >= self._hangup_deadline:
             log.info("hangup wait elapsed with audio unplayed", extra=self._log)
@@ -468,7 +450,7 @@ class Call:
         converted = MediaReceived(self._to_bot.convert(frame.payload), timestamp_ms=stamp)
         if self.state is CallState.ACTIVE:
             self.stats.frames_to_bot += 1
-            self._carried_audio = True
+            self._bot.carried_audio()
             self._send_bot(converted)
         else:
             self._early.append(converted)
@@ -482,7 +464,7 @@ class Call:
             self._report(ErrorReported("bad_audio", str(error)), now)
             return
         if self._enqueue(audio, now):
-            self._carried_audio = True
+            self._bot.carried_audio()
 
     def _enqueue(self, carrier_audio: bytes, now: float) -> bool:
         """Queue audio for the caller; False: refused (the queue is full)."""
@@ -558,7 +540,7 @@ class Call:
         """Tell the bot; past ``max_bot_errors`` on one socket, give up on it."""
         self._bot_errors += 1
         self._send_bot(error)
-        if self._bot_errors <= self.policy.max_bot_errors or not self._bot_up:
+        if self._bot_errors <= self.policy.max_bot_errors or not self._bot.up:
             return
         log.error("too many protocol errors from the bot", extra=self._log)
         if self.state is CallState.ACTIVE:
@@ -571,14 +553,14 @@ class Call:
 
     def _connecting(self, attempt: int, what: str) -> bool:
         """``attempt`` is the one under way (else its report is stale: ignored)."""
-        if attempt == self._attempt and self._connecting_until is not None:
+        if self._bot.is_connecting(attempt):
             return True
         log.debug("ignored the %s of bot attempt %d", what, attempt, extra=self._log)
         return False
 
     def _up(self, attempt: int, what: str) -> bool:
         """``attempt`` is the socket that is up (else its report is stale: ignored)."""
-        if attempt == self._attempt and self._bot_up:
+        if self._bot.is_up(attempt):
             return True
         log.debug("ignored a %s of bot attempt %d", what, attempt, extra=self._log)
         return False
@@ -599,40 +581,29 @@ class Call:
         )
 
     def _send_bot(self, event: UpstreamEvent) -> None:
-        if self._bot_up:
+        if self._bot.up:
             self._outputs.append(ToBot(event))
 
     def _connect(self, now: float) -> None:
-        self._retry_at = None
-        if now >= self._give_up_at:  # a late wake-up
+        timeout = self._bot.begin(now)
+        if timeout is None:
             self._fallback("bot_unreachable", now)
-            return
-        self._attempt += 1
-        timeout = min(self.policy.connect_timeout, self._give_up_at - now)
-        self._connecting_until = now + timeout
-        self._outputs.append(ConnectBot(self._attempt, timeout))
+        else:
+            self._outputs.append(ConnectBot(self._bot.attempt, timeout))
 
     def _connect_timed_out(self, now: float) -> None:
-        log.warning("bot connect attempt %d timed out", self._attempt, extra=self._log)
+        log.warning("bot connect attempt %d timed out", self._bot.attempt, extra=self._log)
         self._close_bot(1000, "connect_timeout")  # abandons the attempt
         self._retry_later(now)
 
     def _retry_later(self, now: float) -> None:
-        delay = min(_BACKOFF_FIRST * 2 ** min(self._retries, 16), _BACKOFF_MAX)
-        self._retries += 1
-        if now + delay >= self._give_up_at:
+        if not self._bot.retry_later(now):
             self._fallback("bot_unreachable", now)
-        else:
-            self._retry_at = now + delay
 
     def _dropped(self, reason: str, now: float) -> None:
         """The socket that was up dropped mid-call: reconnect within the budget."""
         self.stats.bot_drops += 1
-        proven = self._carried_audio and now - self._up_since >= PROVEN_AFTER
-        if self._outage_since is None or proven:
-            self._outage_since = now
-            self._retries = 0
-        self._give_up_at = self._outage_since + self.policy.reconnect_for
+        self._bot.dropped(now)
         why = _one_line(reason)
         log.warning("bot socket dropped (%s); reconnecting", why, extra=self._log)
         self.state = CallState.RECONNECTING
@@ -642,10 +613,8 @@ class Call:
 
     def _close_bot(self, code: int, reason: str) -> None:
         """Close the socket that is up, or abandon the attempt under way."""
-        if self._bot_up or self._connecting_until is not None:
-            self._outputs.append(CloseBot(self._attempt, code, reason))
-        self._bot_up = False
-        self._connecting_until = None
+        if self._bot.close():
+            self._outputs.append(CloseBot(self._bot.attempt, code, reason))
 
     # --- internals: ending ----------------------------------------------------------------
 
@@ -666,7 +635,7 @@ class Call:
             "bot unavailable (%s), fallback %s", reason, self.policy.fallback, extra=self._log
         )
         self._ending_reason = reason
-        self._retry_at = None
+        self._bot.stop_retrying()
         self._send_bot(StreamStopped(reason))
         self._close_bot(_CLOSE_CODES.get(reason, 1000), reason)
         if self.policy.fallback == "apology":
@@ -686,7 +655,7 @@ class Call:
     def _begin_ending(self, reason: StopReason, now: float) -> None:
         self._ending_reason = reason
         self.state = CallState.ENDING
-        self._retry_at = None
+        self._bot.stop_retrying()
         if not self.policy.hangup_after_playout:
             self._finish(now)
             return
@@ -714,51 +683,14 @@ class Call:
         self.state = CallState.ENDED
         self.end_reason = reason
         self.ended_at = now
-        self._retry_at = self._hangup_deadline = None
+        self._hangup_deadline = None
+        self._bot.stop_retrying()
         summary = self.summary(now)
         if tidy:
             self._playout.clear()  # what was still queued will never be heard
             self._playout.drain()
         self._outputs.append(CallEnded(reason, summary))
         log.info("call ended: %s", reason, extra={"call_id": self.call_id, "summary": summary})
-
-
-class _CallerClock:
-    """The ``timestamp_ms`` of the caller's frames towards the bot (docs/PROTOCOL.md, ``media``).
-
-    The carrier's media clock is followed while it behaves: it never goes back, and never
-    runs ahead of its first frame by more than the wall time since plus
-    :data:`CLOCK_SLACK_MS`. A value that breaks either rule (a counter going back, a jump,
-    10**30) is a clock fault: the frame is stamped right after the previous one, and the
-    carrier's clock is followed from there. So stamps never decrease, a real gap (frames
-    lost while the bot reconnected) shows, and no stamp runs away from real time. A frame
-    without a carrier timestamp continues the stamps; before any, frames get none and the
-    bot's dialect counts samples instead.
-    """
-
-    def __init__(self) -> None:
-        self._first: tuple[float, int] | None = None  # when the first stamp was given, and it
-        self._offset = 0  # stamp = carrier timestamp + offset
-        self._last = 0
-        self._last_length = 0
-
-    def stamp(self, carrier_ms: int | None, length_ms: int, now: float) -> int | None:
-        if self._first is None:
-            if carrier_ms is None:
-                return None
-            stamp = carrier_ms if 0 <= carrier_ms <= MAX_FIRST_STAMP_MS else 0
-            self._first = (now, stamp)
-        else:
-            first_at, first_stamp = self._first
-            ceiling = first_stamp + int((now - first_at) * 1000) + CLOCK_SLACK_MS
-            following = self._last + self._last_length
-            stamp = following if carrier_ms is None else carrier_ms + self._offset
-            if not self._last <= stamp <= ceiling:
-                stamp = max(self._last, min(following, ceiling))
-        if carrier_ms is not None:
-            self._offset = stamp - carrier_ms
-        self._last, self._last_length = stamp, length_ms
-        return stamp
 
 
 @overload
