@@ -56,12 +56,19 @@ def test_echo_round_trip_is_bit_exact_in_passthrough(carrier_name: str) -> None:
 
 def test_telnyx_media_out_of_order_reaches_the_bot_in_order() -> None:
     async def scenario() -> None:
-        async with scripted_call("telnyx") as (_running, carrier, connection):
+        async with scripted_call("telnyx") as (running, carrier, connection):
             audio = _noise_codes(1.0, seed=2)
             await carrier.send_audio(audio, shuffle_window=3, shuffle_seed=5)
             await connection.wait_for(lambda: len(connection.audio()) >= len(audio))
             assert connection.audio() == audio
             await carrier.hang_up()
+            await connection.wait_for_type("stop")
+            for _ in range(100):  # the call's counters join the totals as it ends
+                if await metric(running, "voxgate_reorder_reordered") > 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert await metric(running, "voxgate_reorder_reordered") > 0
+            assert await metric(running, "voxgate_reorder_lost") == 0
 
     run(scenario())
 
