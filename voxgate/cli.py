@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -111,7 +112,7 @@ def _echo(args: argparse.Namespace) -> int:
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            run_fast(coroutine)
+            run_fast(_until_stop_signal(coroutine))
     except OSError as error:  # the port is taken, the host is not an address of this machine
         print(
             f"voxgate bot echo: error: cannot listen on {options.host}:{options.port}: {error}",
@@ -119,6 +120,25 @@ def _echo(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+async def _until_stop_signal(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run ``coroutine`` until SIGINT or SIGTERM cancels it.
+
+    The event loop's own signal handling, not the default SIGINT handler that raises
+    KeyboardInterrupt between two bytecodes: under uvloop that one may not wake an idle
+    loop, and a bot asked to stop kept running.
+    """
+    task = asyncio.ensure_future(coroutine)
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop, task.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(stop)
 
 
 def run_fast(coroutine: Coroutine[Any, Any, None]) -> None:
