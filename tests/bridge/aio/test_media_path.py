@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from carrier import CarrierEmulator
 from e2e import bridge, bridge_process, metric, run, scripted_call, unhandled
+from pacing import assert_paced_loosely
 from scripted_bot import ScriptedBot
 from websockets.asyncio.client import connect
 
@@ -93,23 +94,6 @@ def test_transcoded_echo_through_a_pcm16_16k_bot_keeps_the_signal() -> None:
     run(scenario())
 
 
-def _assert_paced_loosely(arrivals: list[float], frames: int) -> None:
-    """Real-time pacing, with bounds that hold on a busy 2-core machine.
-
-    The precise release instants are checked in stepped time (tests/bridge/test_playout*.py)
-    and the tight figures belong in the benchmark: here, over loopback between processes
-    that share the cores with whatever else runs, the frames come at 50 per second on
-    the whole, with no long hole and no drift.
-    """
-    assert len(arrivals) == frames
-    intervals_ms = np.diff(np.array(arrivals)) * 1000
-    nominal = (frames - 1) * 0.020
-    span = arrivals[-1] - arrivals[0]
-    assert 0.95 * nominal <= span <= 1.15 * nominal, (span, nominal)  # no rush, no drift
-    assert 19.0 <= float(np.median(intervals_ms)) <= 21.0, np.median(intervals_ms)
-    assert float(intervals_ms.max()) <= 200.0, intervals_ms.max()  # no audible hole
-
-
 def test_a_10_second_burst_is_paced_at_50_frames_per_second() -> None:
     """The bridge runs as its own process here, as in production: the pacing measured at
     the carrier is the bridge's, not that of an event loop shared with the test's peers."""
@@ -129,7 +113,7 @@ def test_a_10_second_burst_is_paced_at_50_frames_per_second() -> None:
             assert all(len(frame.payload) == 160 for frame in carrier.media)
             arrivals = carrier.media_arrivals()
             await carrier.hang_up()
-        _assert_paced_loosely(arrivals, 500)
+        assert_paced_loosely(arrivals, 500)
 
     run(scenario(), timeout=40)
 
@@ -471,6 +455,6 @@ def test_one_call_flooding_audio_does_not_disturb_another_calls_pacing() -> None
             assert len(busy.media_arrivals()) > 100  # the flooded call is playing too
             await busy.hang_up()
             await calm.hang_up()
-        _assert_paced_loosely(arrivals, 150)
+        assert_paced_loosely(arrivals, 150)
 
     run(scenario(), timeout=40)
