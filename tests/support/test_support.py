@@ -439,7 +439,7 @@ def test_mark_with_nothing_queued_is_echoed_at_once(dialect: CarrierDialect) -> 
             await app.wait_for(2)
             sent_at = await app.send(app_message(dialect, "mark", mark={"name": "now"}))
             assert (await app.wait_for(3))[2] == mark_echo(dialect, 2, "now")
-        assert app.arrivals[2][0] - sent_at < 0.05
+        assert app.arrivals[2][0] - sent_at < 0.15  # at once (bounds for a loaded machine)
 
     run(body)
 
@@ -457,7 +457,7 @@ def test_clear_empties_the_buffer_and_returns_pending_marks_at_once(
             await asyncio.sleep(0.05)
             cleared_at = await app.send(app_message(dialect, "clear"))
             echoes = (await app.wait_for(4))[2:]
-            assert app.arrivals[-1][0] - cleared_at < 0.05
+            assert app.arrivals[-1][0] - cleared_at < 0.3  # not after the 1 s queued
             assert [echo.cleared for echo in carrier.mark_echoes] == [True, True]
             assert len(carrier.clears) == 1
             await app.send(media(dialect, FRAME))  # playout restarts from empty
@@ -828,7 +828,7 @@ def test_plivo_checkpoint_is_answered_with_played_stream_once_played() -> None:
             echoed_at = app.arrivals[1][0]
             now_at = await app.send(plivo_message("checkpoint", name="now"))
             assert (await app.wait_for(3))[2]["name"] == "now"
-            assert app.arrivals[2][0] - now_at < 0.05
+            assert app.arrivals[2][0] - now_at < 0.15
             assert carrier.received_audio() == FRAME * 10
             assert carrier.protocol_errors == []
         assert echo == {"event": "playedStream", "sequenceNumber": 2,

@@ -145,10 +145,12 @@ def test_clear_stops_audio_within_a_frame_and_returns_pending_marks() -> None:
             (mark,) = await connection.wait_for_type("mark", timeout=2)
             await carrier.wait_for(lambda: bool(carrier.clears), timeout=2)
             await asyncio.sleep(0.3)
-            late = [a for a in carrier.media_arrivals() if a > cleared_at + 0.025]
+            # Within a frame in stepped time (tests/bridge/test_playout.py); here, on a
+            # machine that may be loaded, well before the 4.5 s of audio left would end.
+            late = [a for a in carrier.media_arrivals() if a > cleared_at + 0.2]
             assert late == []
             assert mark["name"] == "end-of-answer"
-            assert carrier.clears[0] - cleared_at < 0.025
+            assert carrier.clears[0] - cleared_at < 0.2
             await carrier.hang_up()
 
     run(scenario())
