@@ -3,7 +3,8 @@
 Every test in tests/faults runs one hostile scenario (a bot or a carrier that
 misbehaves, a client that never finishes its handshake...) against its own
 ``voxgate serve`` process, and meanwhile a second, healthy call through the same
-process. :func:`run_fault` then checks what the operator cares about whatever
+serve process (its caller and bot in a process of their own, as a real second
+call's would be). :func:`run_fault` then checks what the operator cares about whatever
 the hostile peer did:
 
 - the healthy call got every frame both ways, bit-exact and in order, and the
@@ -26,7 +27,9 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -225,6 +228,68 @@ async def healthy_call(
     return outcome
 
 
+async def healthy_process(
+    served: Served, started: asyncio.Event, *, seconds: float, query: str = ""
+) -> HealthyCall:
+    """:func:`healthy_call` in a process of its own (``python -m faultbench``).
+
+    Its own process, as a real second caller would be: what the hostile peer makes
+    this test process do (parse 10,000 marks, collect garbage after a flood) cannot
+    delay the healthy call's reads and pass for a gap in the bridge's pacing.
+    """
+    support = Path(__file__).resolve().parents[1] / "support"
+    env = {**os.environ, "PYTHONPATH": f"{support}{os.pathsep}{Path(__file__).parent}"}
+    arguments = [str(served.port), str(seconds), query]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "faultbench",
+        *arguments,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        limit=2**22,  # the result is one JSON line of a few hundred KB
+    )
+    assert process.stdout is not None
+    try:
+        async for line in process.stdout:
+            message = json.loads(line)
+            if message.get("started"):
+                started.set()
+            elif "result" in message:
+                return _from_json(message["result"])
+        raise RuntimeError(f"the healthy call's process ended with {await process.wait()}")
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def _to_json(call: HealthyCall) -> Json:
+    return {
+        key: base64.b64encode(value).decode() if isinstance(value, bytes) else value
+        for key, value in vars(call).items()
+    }
+
+
+def _from_json(data: Json) -> HealthyCall:
+    call = HealthyCall()
+    for key, value in data.items():
+        is_bytes = isinstance(getattr(call, key), bytes)
+        setattr(call, key, base64.b64decode(value) if is_bytes else value)
+    return call
+
+
+def _healthy_main(port: int, seconds: float, query: str) -> None:
+    """The healthy call's process: JSON lines on stdout, ``started`` then ``result``."""
+
+    def started() -> None:
+        print(json.dumps({"started": True}), flush=True)
+
+    served = Served(port, 0, Path())
+    call = asyncio.run(healthy_call(served, started, seconds=seconds, query=query))
+    print(json.dumps({"result": _to_json(call)}), flush=True)
+
+
 def assert_healthy(call: HealthyCall) -> None:
     assert call.heard_by_caller == call.to_caller, "the healthy caller lost or garbled frames"
     assert call.heard_by_bot == call.from_caller, "the healthy bot lost or garbled frames"
@@ -269,21 +334,13 @@ def run_fault(
         async with serve_process(log_path, **(env or {})) as served:
             bench = Bench(served, asyncio.Event())
             holder.append(bench)
-            loop = asyncio.get_running_loop()
-
-            def started() -> None:
-                loop.call_soon_threadsafe(bench.healthy_started.set)
-
-            def healthy_in_own_loop() -> HealthyCall:
-                # A thread with its own event loop: the hostile peer's work in this
-                # loop (parsing 10,000 marks, say) does not delay the healthy call's reads.
-                call = healthy_call(served, started, seconds=seconds, query=healthy_query)
-                return asyncio.run(asyncio.wait_for(call, timeout))
-
+            healthy = healthy_process(
+                served, bench.healthy_started, seconds=seconds, query=healthy_query
+            )
             with Watchdog(served) as watchdog:
                 hostile_result, healthy_result = await asyncio.gather(
                     asyncio.wait_for(hostile(bench), timeout),
-                    asyncio.to_thread(healthy_in_own_loop),
+                    asyncio.wait_for(healthy, timeout),
                     return_exceptions=True,
                 )
             bench.notes["health_latencies"] = watchdog.latencies
@@ -377,3 +434,7 @@ class Findings:
 
     def verify(self) -> None:
         assert not self.problems, "\n".join(["problems found:", *self.problems])
+
+
+if __name__ == "__main__":
+    _healthy_main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3])
