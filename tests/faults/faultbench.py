@@ -12,8 +12,8 @@ the hostile peer did:
   2-core machine (the precise figures are measured in stepped time and in the
   benchmark, not here);
 - ``/healthz`` answered within :data:`HEALTH_LIMIT` every time it was asked
-  (a watchdog thread asks every 100 ms over a plain blocking socket, so that a
-  busy test event loop does not count against the bridge);
+  (a watchdog process asks every 100 ms over a plain blocking socket, so that a
+  busy test process does not count against the bridge);
 - the serve process's resident memory (``VmRSS``) grew by less than a bound;
 - its log (JSON lines, captured to a file) holds no traceback.
 
@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -153,30 +154,51 @@ def health_latency(port: int, timeout: float = 2.0) -> float | None:
 
 
 class Watchdog:
-    """A thread that asks ``/healthz`` and reads ``VmRSS`` every 100 ms."""
+    """Asks ``/healthz`` and reads ``VmRSS`` every 100 ms, from a process of its own.
+
+    Its own process, so that a pause of this test process (the hostile peer's work,
+    a garbage collection) cannot pass for a slow bridge. A thread here collects what
+    it reports.
+    """
 
     def __init__(self, served: Served) -> None:
         self.served = served
         self.latencies: list[float] = []  # inf: no answer within 2 s, or not 200
         self.baseline_rss = served.rss()
         self.peak_rss = self.baseline_rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fault-watchdog", daemon=True)
+        self._process: subprocess.Popen[str] | None = None
+        self._thread = threading.Thread(target=self._collect, name="fault-watchdog", daemon=True)
 
     def __enter__(self) -> Watchdog:
+        arguments = ["watchdog", str(self.served.port), str(self.served.pid)]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "faultbench", *arguments],
+            env=_own_process_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.close()  # its signal to stop
+        try:
+            self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(5)
         self._thread.join(5)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            latency = health_latency(self.served.port)
+    def _collect(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            latency, rss = json.loads(line)
             self.latencies.append(float("inf") if latency is None else latency)
-            self.peak_rss = max(self.peak_rss, self.served.rss())
-            self._stop.wait(0.1)
+            self.peak_rss = max(self.peak_rss, rss)
 
     @property
     def rss_growth(self) -> int:
@@ -237,9 +259,8 @@ async def healthy_process(
     this test process do (parse 10,000 marks, collect garbage after a flood) cannot
     delay the healthy call's reads and pass for a gap in the bridge's pacing.
     """
-    support = Path(__file__).resolve().parents[1] / "support"
-    env = {**os.environ, "PYTHONPATH": f"{support}{os.pathsep}{Path(__file__).parent}"}
-    arguments = [str(served.port), str(seconds), query]
+    env = _own_process_env()
+    arguments = ["healthy", str(served.port), str(seconds), query]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -262,6 +283,26 @@ async def healthy_process(
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+def _own_process_env() -> dict[str, str]:
+    """The environment of a helper process that runs ``python -m faultbench``."""
+    support = Path(__file__).resolve().parents[1] / "support"
+    return {**os.environ, "PYTHONPATH": f"{support}{os.pathsep}{Path(__file__).parent}"}
+
+
+def _watchdog_main(port: int, pid: int) -> None:
+    """The watchdog's process: ``[latency, rss]`` every 100 ms until stdin closes."""
+    stop = threading.Event()
+
+    def wait_for_eof() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=wait_for_eof, daemon=True).start()
+    while not stop.is_set():
+        print(json.dumps([health_latency(port), rss_of(pid)]), flush=True)
+        stop.wait(0.1)
 
 
 def _to_json(call: HealthyCall) -> Json:
@@ -437,4 +478,7 @@ class Findings:
 
 
 if __name__ == "__main__":
-    _healthy_main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3])
+    if sys.argv[1] == "watchdog":
+        _watchdog_main(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        _healthy_main(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
