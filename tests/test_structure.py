@@ -141,3 +141,23 @@ def test_docs_point_only_inside_the_repository(doc: Path) -> None:
         target = (doc.parent / reference).resolve()
         assert target.is_relative_to(ROOT), f"{reference} points outside the repository"
         assert target.exists(), f"{reference} does not exist"
+
+
+SOURCES = sorted(
+    path
+    for folder in ("voxgate", "tests", "bench", "scripts")
+    for path in (ROOT / folder).rglob("*")
+    if path.is_file() and path.suffix in {".py", ".md", ".toml", ".conf", ""}
+)
+
+
+def test_no_project_file_points_outside_the_repository() -> None:
+    """Code, tests and scripts stand alone too: no path that climbs out of the repository
+    (the team's workbench beside it is not the users')."""
+    outside = [
+        f"{path.relative_to(ROOT)}: {reference}"
+        for path in SOURCES
+        for reference in _UP.findall(path.read_text(errors="replace"))
+        if not (path.parent / reference).resolve().is_relative_to(ROOT)
+    ]
+    assert outside == []

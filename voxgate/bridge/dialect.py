@@ -4,7 +4,7 @@ A dialect object is made per stream and is sans-I/O: text or bytes in, events
 out, and the reverse. It keeps the little state a dialect needs (the stream
 id to put on outgoing messages, sequence and chunk counters, the stream's
 start time for timestamps). It never resamples, paces or buffers audio: that
-belongs to the call (../shared/DESIGN.md, principle 4).
+belongs to the call (docs/ARCHITECTURE.md).
 
 The two roles (see :mod:`voxgate.bridge.events`):
 

@@ -5,8 +5,7 @@ their own message and field names, with a few shapes of their own. A :class:`Car
 holds one dialect's names, builders and tables of vectors; test_carrier_common.py runs each
 behaviour they share over :data:`CARRIERS`, test_twilio.py, test_telnyx.py and
 test_plivo.py what only one of them does. Every table says which way it holds. The wire
-facts come from ../shared/PROTOCOLS.md and the dialect modules' docstrings (the vendor
-pages they cite).
+facts come from the dialect modules' docstrings (the vendor pages they cite).
 """
 
 from __future__ import annotations

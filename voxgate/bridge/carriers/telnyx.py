@@ -51,8 +51,8 @@ head, not the frame schemas: the ``error`` frame shape
 ``{"event":"error","stream_id","payload":{"code":100002,"title","detail"}}`` is
 taken from an open-source adapter written against that page (openclaw's
 ``stream-frame-adapter``); an ``error`` member in place of ``payload``, seen
-in other code, is accepted too. Other field names follow
-../shared/PROTOCOLS.md and pipecat's ``runner/utils.py`` (``stream_id``,
+in other code, is accepted too. Other field names follow Telnyx's media
+streaming documentation and pipecat's ``runner/utils.py`` (``stream_id``,
 ``start.call_control_id``, ``start.media_format.encoding``, ``from``, ``to``).
 """
 

@@ -48,7 +48,7 @@ without ``sequenceNumber``; ``start`` comes once right after it with
 Twilio error 31924 confirms that only ``media``, ``mark`` and ``clear`` may be
 sent back, as base64 ``audio/x-mulaw`` 8000 Hz without a file header. The
 media, dtmf (``track:"inbound_track"``), mark and stop shapes follow
-../shared/PROTOCOLS.md and pipecat's ``serializers/twilio.py``. What Twilio
+Twilio's Media Streams documentation and pipecat's ``serializers/twilio.py``. What Twilio
 and Telnyx share is in :mod:`._stream`, the JSON helpers in
 :mod:`voxgate.bridge.wire`; this module holds Twilio's names and shapes.
 """
