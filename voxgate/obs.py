@@ -12,6 +12,8 @@ the request's query string, where carriers put the stream token) and hides
 header values in the WebSocket libraries' debug lines. Terminal colours
 (uvicorn's ``color_message``, any ANSI escape) never reach a line, and
 control characters in a text line are escaped so one message is one line.
+picows (the media path's WebSocket layer) logs at warning and above only: its
+lower levels carry per-connection lines and raw handshake bytes.
 
 Counters are process-wide and rendered in Prometheus' text format at
 ``GET /metrics``; every error path increments one. Label values come from
@@ -220,6 +222,9 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # picows logs each connection at info and raw handshake bytes (headers, tokens) at
+    # its own level below debug: voxgate logs its own lines with the call id instead.
+    logging.getLogger("picows").setLevel(logging.WARNING)
 
 
 def safe_reason(text: str, limit: int = 123) -> str:

@@ -1,4 +1,4 @@
-"""One attempt at reaching a call's bot: its socket, dialect, outbox and reader.
+"""One attempt at reaching a call's bot: its socket and dialect.
 
 A :class:`BotSocket` is made for each :class:`~voxgate.bridge.call_api.ConnectBot`
 the call asks for and owns everything of that attempt, so that the slow close of
@@ -7,23 +7,31 @@ owner (:class:`BotSocketOwner`, the call's session) with its attempt number:
 connected, each message, and finally either "failed" (never connected) or
 "disconnected" (with the close code the bot sent, if any).
 
-Reading is fair and bounded: after each message the reader yields to the event
-loop, so a bot that floods cannot starve the other calls, and while the owner
-says it is full (its playout queue holds as much as allowed) the reader stops
-reading, so the bot's own TCP window, not voxgate's memory, absorbs a flood.
+The socket is picows' (:class:`~voxgate.bridge.aio.fastws.FastSocket`): the
+connection is opened by a task, and from then on each message goes from
+picows' read callback straight to the owner, and each send straight into the
+transport. It is reached at the vetted address, never through a proxy and
+never after a redirect (either would reach an address nobody checked).
+
+Reading is bounded: while the owner says it is full (its playout queue holds
+as much as allowed) reading pauses, so the bot's own TCP window, not
+voxgate's memory, absorbs a flood. The messages picows had already read with
+the one that filled the queue (at most one socket read's worth) wait in a
+backlog and go first when there is room again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from collections import deque
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from picows import WSError, WSHandshakeError, WSParsedURL, ws_connect
 
-from voxgate.bridge.aio.outbox import Outbox
+from voxgate.bridge.aio.fastws import WS_MAX_SIZE, FastSocket
 from voxgate.bridge.botlink.dialects import make_bot_dialect
 from voxgate.bridge.botlink.v1 import PROTOCOL, SUBPROTOCOLS, transport_for
 from voxgate.bridge.dialect import Dialect, Message
@@ -33,9 +41,9 @@ from voxgate.redact import redact_url
 
 log = logging.getLogger("voxgate.botsocket")
 
-WS_MAX_SIZE: Final = 1024 * 1024  # the dialects refuse over 256 KiB with an error event first
-MAX_QUEUE: Final = 4  # frames websockets buffers before it stops reading the bot's socket
 FULL_POLL: Final = 0.02  # while the owner is full, look again this often
+MAX_EARLY: Final = 64  # messages that arrive with the handshake, before the dialect is known
+PING_INTERVAL: Final = 20.0  # an idle bot is pinged this often, and dropped if it does not answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,26 +85,28 @@ class BotSocket:
         self.target = target
         self.attempt = attempt
         self.dialect: Dialect | None = None
-        self.outbox: Outbox | None = None
+        self.socket: FastSocket | None = None  # once connected
         self._timeout = timeout
-        self._socket: ClientConnection | None = None
+        self._early: list[Message] = []
+        self._paused = False
+        self._backlog: deque[Message] = deque()  # read in the same turn as the one that filled it
         self._log = {"call_id": owner.call_id}
         self._task = asyncio.create_task(self._run(), name=f"bot-{owner.call_id}-{attempt}")
 
     def send(self, message: Message, *, origin: float | None = None) -> None:
-        if self.outbox is not None:
-            self.outbox.put(message, origin=origin)
+        if self.socket is not None:
+            self.socket.put(message, origin=origin)
 
     def close(self, code: int, reason: str) -> None:
-        """Close after what was queued; an attempt still connecting is abandoned."""
-        if self.outbox is not None:
-            self.outbox.close(code, reason)
+        """Close after what was sent; an attempt still connecting is abandoned."""
+        if self.socket is not None:
+            self.socket.close(code, reason)
         else:
             self._task.cancel()
 
     async def wait_closed(self, timeout: float) -> None:
-        if self.outbox is not None:
-            await self.outbox.wait_closed(timeout)
+        if self.socket is not None:
+            await self.socket.wait_closed(timeout)
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -106,67 +116,128 @@ class BotSocket:
 
     async def _run(self) -> None:
         try:
-            socket = await asyncio.wait_for(self._open(), max(self._timeout, 0.001))
+            sock = await asyncio.wait_for(self._open(), max(self._timeout, 0.001))
         except asyncio.CancelledError:
             raise
         except Exception as error:
             METRICS.count("errors", kind="bot_connect")
-            refused = isinstance(error, InvalidStatus) and error.response.status_code in (401, 403)
+            refused = isinstance(error, WSHandshakeError) and _status(error) in (401, 403)
             self.owner.bot_failed(self, describe(error), refused=refused)
             return
-        self._socket = socket
-        transport = transport_for(socket.subprotocol)
+        transport = transport_for(_subprotocol(sock))
         self.dialect = make_bot_dialect(
             self.target.dialect, binary_audio=transport == "binary", carrier=self.owner.carrier
         )
-        self.outbox = Outbox(
-            "bot",
-            socket.send,
-            socket.close,
-            call_id=self.owner.call_id,
-            latency_metric="inbound_latency_seconds",
-        )
+        self.socket = sock
         log.info("bot connected (attempt %d, %s)", self.attempt, transport, extra=self._log)
         self.owner.bot_connected(self)
-        reason = await self._read(socket)
-        close = socket.protocol.close_rcvd
-        bot_closed_first = close is not None and bool(socket.protocol.close_rcvd_then_sent)
-        code = close.code if close is not None and bot_closed_first else None
-        self.outbox.cancel()
+        early, self._early = self._early, []
+        sock.on_message = self._message
+        for message in early:
+            self._message(message)
+        if sock.gone:
+            self._closed(sock.peer_close_code if sock.peer_closed_first else None)
+        else:
+            sock.on_closed = self._closed
+
+    async def _open(self) -> FastSocket:
+        target = self.target
+        offered = list(SUBPROTOCOLS) if target.dialect == PROTOCOL else []  # canonical name
+        headers = list(target.headers)
+        if offered:
+            headers.append(("Sec-WebSocket-Protocol", ", ".join(offered)))
+
+        def made() -> FastSocket:
+            sock = FastSocket(
+                "bot", call_id=self.owner.call_id, latency_metric="inbound_latency_seconds"
+            )
+            sock.on_message = self._hold
+            return sock
+
+        _, listener = await ws_connect(
+            made,
+            target.url,
+            extra_headers=headers,
+            websocket_handshake_timeout=None,  # the attempt's own timeout covers it
+            enable_auto_ping=True,
+            auto_ping_idle_timeout=PING_INTERVAL,
+            auto_ping_reply_timeout=PING_INTERVAL,
+            max_frame_size=WS_MAX_SIZE,
+            max_redirects=0,  # a redirect would reach an address nobody vetted
+            socket_factory=self._vetted_socket if target.address is not None else None,
+            use_aiofastnet=False,
+            logger_name="bot",
+        )
+        assert isinstance(listener, FastSocket)
+        chosen = _subprotocol(listener)
+        if chosen is not None and chosen not in offered:  # RFC 6455 section 4.1
+            listener.abort()
+            raise WSError(f"the bot chose a subprotocol it was not offered: {chosen[:40]!r}")
+        return listener
+
+    async def _vetted_socket(self, url: WSParsedURL) -> socket.socket:
+        """A socket connected to the vetted address, not to a new lookup of the host."""
+        assert self.target.address is not None
+        address = self.target.address
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, (address, url.port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    # --- the connected socket ---------------------------------------------------------
+
+    def _hold(self, message: Message) -> None:
+        """A message that came with the handshake, before the dialect is known."""
+        if len(self._early) < MAX_EARLY:
+            self._early.append(message)
+
+    def _message(self, message: Message) -> None:
+        if self._paused:  # read along with the message that filled the queue
+            self._backlog.append(message)
+            return
+        self.owner.bot_message(self, message)
+        if self.owner.full():
+            self._paused = True
+            if self.socket is not None:
+                self.socket.pause_reading()
+            asyncio.get_running_loop().call_later(FULL_POLL, self._maybe_resume)
+
+    def _maybe_resume(self) -> None:
+        if self.socket is None or self.socket.gone:
+            return
+        owner = self.owner
+        while self._backlog and not owner.full():
+            owner.bot_message(self, self._backlog.popleft())
+        if owner.full():
+            asyncio.get_running_loop().call_later(FULL_POLL, self._maybe_resume)
+            return
+        self._paused = False
+        self.socket.resume_reading()
+
+    def _closed(self, code: int | None) -> None:
+        sock = self.socket
+        reason = f"closed by the bot ({code})" if code is not None else "connection closed"
+        if sock is not None and sock.peer_close_code is not None and code is None:
+            reason = f"closed ({sock.peer_close_code})"
         self.owner.bot_disconnected(self, reason, code)
 
-    async def _open(self) -> ClientConnection:
-        target = self.target
-        offered = list(SUBPROTOCOLS) if target.dialect == PROTOCOL else None  # canonical name
-        extra: dict[str, object] = {}
-        if target.address is not None:  # connect to the vetted address, not a new lookup
-            extra["host"] = target.address
-        return await connect(
-            target.url,
-            additional_headers=list(target.headers),
-            subprotocols=offered,  # type: ignore[arg-type]
-            max_size=WS_MAX_SIZE,
-            max_queue=MAX_QUEUE,
-            compression=None,
-            proxy=None,  # the address checked is the address reached
-            open_timeout=None,
-            close_timeout=1.0,
-            ping_interval=20.0,
-            ping_timeout=20.0,
-            **extra,  # type: ignore[arg-type]
-        )
 
-    async def _read(self, socket: ClientConnection) -> str:
-        """Hand each message to the owner until the socket closes; why it closed."""
-        owner = self.owner
-        try:
-            while True:
-                while owner.full():
-                    await asyncio.sleep(FULL_POLL)
-                owner.bot_message(self, await socket.recv())
-                await asyncio.sleep(0)  # one message per turn: the other calls get theirs
-        except ConnectionClosed as closed:
-            return describe(closed)
+def _subprotocol(sock: FastSocket) -> str | None:
+    """The subprotocol the bot chose, if any."""
+    if sock.transport is None:
+        return None
+    chosen: str | None = sock.transport.response.headers.get("Sec-WebSocket-Protocol")
+    return chosen
+
+
+def _status(error: WSHandshakeError) -> int | None:
+    response = error.response
+    return int(response.status) if response is not None else None
 
 
 def describe(error: BaseException) -> str:

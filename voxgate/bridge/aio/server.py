@@ -1,9 +1,17 @@
-"""Running the bridge: uvicorn (with uvloop where available) serving the Starlette app.
+"""Running the bridge: one port, two servers behind it.
+
+uvicorn (with uvloop where available) accepts every connection with
+:func:`guarded_http`'s protocol. A connection whose first bytes are
+``GET /v1/streams/`` is a carrier's media stream: it is handed over, bytes
+read so far included, to picows (:mod:`voxgate.bridge.aio.ingress`), which
+parses its frames in C and calls the bridge directly; ASGI never sees it.
+Everything else (health, metrics, the HTTP API) is served by the Starlette
+app. The choice costs one prefix comparison per connection, nothing per frame.
 
 Before a request is handled, a connection is held to ``server.handshake_timeout``:
-:func:`guarded_http` gives uvicorn's HTTP protocol a deadline for the whole
-request head (the WebSocket upgrade included), so slowloris clients and
-silent TCP connections are closed instead of held forever.
+a deadline for the whole request head (the WebSocket upgrade included, which
+picows then enforces), so slowloris clients and silent TCP connections are
+closed instead of held forever.
 """
 
 from __future__ import annotations
@@ -20,22 +28,47 @@ from types import FrameType
 
 import h11
 import uvicorn
+from picows import WSAutoPingStrategy
+from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in its stub
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from voxgate.bridge.aio.app import Bridge, create_app
-from voxgate.bridge.aio.botsocket import WS_MAX_SIZE
+from voxgate.bridge.aio.fastws import WS_MAX_SIZE
+from voxgate.bridge.aio.ingress import STREAMS_PREFIX, stream_door
 from voxgate.config import Config
 from voxgate.errors import ConfigError
 from voxgate.obs import METRICS
 
 log = logging.getLogger("voxgate.server")
+_PICOWS_LOG = logging.getLogger("picows.server")
 
 
-def guarded_http(handshake_timeout: float) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP/1.1 protocol with a deadline for each request head."""
+def guarded_http(handshake_timeout: float, bridge: Bridge) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request head, which hands a
+    connection that opens with a carrier stream's upgrade to picows."""
+
+    def media_protocol() -> WSProtocol:
+        return WSProtocol(
+            None,  # host and port: server side
+            None,  # path: server side
+            False,  # is_client_side
+            lambda request: stream_door(bridge, request),
+            _PICOWS_LOG,
+            True,  # disconnect_on_exception
+            handshake_timeout,
+            False,  # enable_auto_ping (carriers keep their own streams alive)
+            20.0,
+            20.0,
+            WSAutoPingStrategy.PING_WHEN_IDLE,
+            True,  # enable_auto_pong
+            WS_MAX_SIZE,
+            None,  # extra_headers: client side only
+            16 * 1024,
+        )
 
     class GuardedH11Protocol(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
+        _first: bytes | None = b""  # the connection's first bytes, until it is known whose
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -44,6 +77,37 @@ def guarded_http(handshake_timeout: float) -> type[asyncio.Protocol]:
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._first is None:
+                super().data_received(data)
+                return
+            first = self._first + data
+            if STREAMS_PREFIX.startswith(first[: len(STREAMS_PREFIX)]) and len(first) < len(
+                STREAMS_PREFIX
+            ):
+                self._first = first  # too short to tell yet
+                return
+            self._first = None
+            if first.startswith(STREAMS_PREFIX):
+                self._hand_over(first)
+            else:
+                super().data_received(first)
+
+        def _hand_over(self, first: bytes) -> None:
+            """A carrier stream: picows takes the connection, uvicorn forgets it."""
+            self._disarm()
+            self.connections.discard(self)
+            media = media_protocol()
+            self.transport.set_protocol(media)
+            media.connection_made(self.transport)
+            view = memoryview(first)
+            while view:
+                buffer = media.get_buffer(len(view))
+                size = min(len(buffer), len(view))
+                buffer[:size] = view[:size]
+                media.buffer_updated(size)
+                view = view[size:]
 
         def handle_events(self) -> None:
             super().handle_events()
@@ -79,10 +143,8 @@ def uvicorn_config(config: Config, bridge: Bridge, *, port: int | None = None) -
         host=config.server.host,
         port=config.server.port if port is None else port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http=guarded_http(config.server.handshake_timeout),
-        ws="websockets-sansio",
-        ws_max_size=WS_MAX_SIZE,
-        ws_per_message_deflate=False,
+        http=guarded_http(config.server.handshake_timeout, bridge),
+        ws="none",
         log_config=None,
         access_log=False,
         lifespan="on",

@@ -1,6 +1,6 @@
 """One call's sockets around its sans-I/O core.
 
-A :class:`CallSession` owns the carrier's socket (through an :class:`Outbox`),
+A :class:`CallSession` owns the carrier's socket (a :class:`FastSocket`),
 the attempts at the bot's socket (one :class:`BotSocket` each, opened and
 closed as the call asks), the carrier's dialect, and the call core. Everything
 received is parsed by a dialect and fed to the core; everything the core asks
@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from voxgate.bridge.aio.botsocket import BotSocket, BotTarget
-from voxgate.bridge.aio.outbox import Outbox
+from voxgate.bridge.aio.fastws import FastSocket
 from voxgate.bridge.call import Call
 from voxgate.bridge.call_api import (
     CallEnded,
@@ -71,7 +71,7 @@ class CallSession:
         call_id: str,
         carrier: str,
         carrier_dialect: Dialect,
-        carrier_out: Outbox,
+        carrier_out: FastSocket,
         started: StreamStarted,
         bot: BotTarget,
         policy: CallPolicy,
@@ -90,7 +90,7 @@ class CallSession:
         self._link: BotSocket | None = None  # the current attempt
         self._links: set[BotSocket] = set()  # every attempt not yet wound up
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closing: list[Outbox] = []  # closed on the call's word: await them at shutdown
+        self._closing: list[FastSocket] = []  # closed on the call's word: await them at shutdown
         self._received_at = 0.0
         self._failed = False
         self._log = {"call_id": call_id}
