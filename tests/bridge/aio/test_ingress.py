@@ -189,3 +189,53 @@ def test_an_allowed_pattern_lets_a_per_call_bot_on_a_private_address_through() -
                 await carrier.hang_up()
 
     run(scenario())
+
+
+def test_streams_and_http_share_the_port_however_the_first_bytes_are_cut() -> None:
+    """The server tells a carrier stream from an HTTP request by the request line's
+    first bytes, even when they come a few at a time; the rest is picows' or uvicorn's."""
+
+    async def upgrade(port: int, path: str, pieces: list[int]) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        at = 0
+        for size in [*pieces, len(request)]:
+            writer.write(request[at : at + size])
+            await writer.drain()
+            await asyncio.sleep(0.02)
+            at += size
+        status = await reader.readline()
+        writer.close()
+        return status
+
+    async def scenario() -> None:
+        async with bridge() as running:
+            port = running.port
+            for pieces in ([1], [3, 5], [15], [16], [17]):
+                status = await upgrade(port, "/v1/streams/twilio", pieces)
+                assert status.startswith(b"HTTP/1.1 101"), (pieces, status)
+            assert (await upgrade(port, "/v1/streams/nobody", [])).startswith(b"HTTP/1.1 404")
+            assert (await upgrade(port, "/v1/other", [4])).startswith(b"HTTP/1.1 404")
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"{running.base_url}/healthz")).status_code == 200
+                bad = await client.get(f"{running.base_url}/v1/streams/twilio")  # kept alive, no upgrade
+                assert bad.status_code == 400
+
+    run(scenario())
+
+
+def test_a_stream_head_that_stalls_after_its_first_bytes_is_closed_in_time() -> None:
+    async def scenario() -> None:
+        async with bridge(VOXGATE_HANDSHAKE_TIMEOUT="0.3") as running:
+            reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+            writer.write(b"GET /v1/streams/twilio HTTP/1.1\r\nHost: x\r\n")  # and no more
+            started = time.monotonic()
+            async with asyncio.timeout(3):
+                assert await reader.read() == b""
+            assert time.monotonic() - started < 2.0
+            writer.close()
+
+    run(scenario())
