@@ -32,11 +32,13 @@ Outgoing: :func:`dump` (compact JSON), :func:`encode_audio`, :func:`present`
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import re
 from collections.abc import Collection, Mapping
 from typing import Any, Final
+
+import orjson
 
 from voxgate.bridge.dialect import MAX_MESSAGE_BYTES
 from voxgate.codecs.formats import AudioFormat
@@ -90,14 +92,27 @@ def _reject_constant(name: str) -> object:
 
 
 def load_object(text: str, label: str = "message", *, allow_nan: bool = False) -> JsonObject:
-    """The JSON object in ``text``; ``allow_nan`` accepts Python's NaN/Infinity extension."""
+    """The JSON object in ``text``; ``allow_nan`` accepts Python's NaN/Infinity extension.
+
+    Fast path: orjson, which parses strict RFC 8259 JSON several times faster than
+    the standard library. Whatever it refuses (NaN, integers beyond 64 bits, an
+    escaped lone surrogate, or text that is not JSON at all) takes the slow path,
+    the standard library's parser, which decides and says what is wrong.
+    """
     try:
-        value = json.loads(text, parse_constant=None if allow_nan else _reject_constant)
-    except (ValueError, RecursionError) as error:
-        raise ProtocolError("malformed_json", f"{label} is not valid JSON: {error}") from None
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = _load_slowly(text, label, allow_nan)
     if not isinstance(value, dict):
         raise ProtocolError("malformed_json", f"{label} must be a JSON object, not {show(value)}")
     return value
+
+
+def _load_slowly(text: str, label: str, allow_nan: bool) -> object:
+    try:
+        return json.loads(text, parse_constant=None if allow_nan else _reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise ProtocolError("malformed_json", f"{label} is not valid JSON: {error}") from None
 
 
 def load_message(message: object, dialect: str, *, allow_nan: bool = False) -> JsonObject:
@@ -112,7 +127,7 @@ def load_message(message: object, dialect: str, *, allow_nan: bool = False) -> J
 def decode_audio(text: str, what: str) -> bytes:
     """The bytes of base64 ``text`` (RFC 4648 section 4, no line breaks), or ``bad_audio``."""
     try:
-        return base64.b64decode(text, validate=True)
+        return binascii.a2b_base64(text, strict_mode=True)
     except ValueError:  # binascii.Error, or text that is not ASCII
         raise ProtocolError("bad_audio", f"{what} is not valid base64") from None
 
@@ -278,7 +293,7 @@ def dump(message: Mapping[str, object]) -> str:
 
 def encode_audio(payload: bytes) -> str:
     """``payload`` in base64 (RFC 4648 section 4)."""
-    return base64.b64encode(payload).decode("ascii")
+    return binascii.b2a_base64(payload, newline=False).decode("ascii")
 
 
 def present(fields: Mapping[str, object]) -> dict[str, object]:

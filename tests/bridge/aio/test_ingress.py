@@ -221,7 +221,8 @@ def test_streams_and_http_share_the_port_however_the_first_bytes_are_cut() -> No
             assert (await upgrade(port, "/v1/other", [4])).startswith(b"HTTP/1.1 404")
             async with httpx.AsyncClient() as client:
                 assert (await client.get(f"{running.base_url}/healthz")).status_code == 200
-                bad = await client.get(f"{running.base_url}/v1/streams/twilio")  # kept alive, no upgrade
+                # the same connection, kept alive, and no upgrade this time
+                bad = await client.get(f"{running.base_url}/v1/streams/twilio")
                 assert bad.status_code == 400
 
     run(scenario())

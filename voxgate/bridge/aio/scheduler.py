@@ -73,7 +73,7 @@ class Scheduler:
     def _fire(self) -> None:
         self._timer = self._timer_at = None
         now = self.clock()
-        while self._heap and self._heap[0][0] <= now + 0.0005:
+        while self._heap and self._heap[0][0] <= now + 0.002:
             due, _, target = heapq.heappop(self._heap)
             key = id(target)
             if self._due.get(key) != due:

@@ -97,6 +97,7 @@ def guarded_http(handshake_timeout: float, bridge: Bridge) -> type[asyncio.Proto
         def _hand_over(self, first: bytes) -> None:
             """A carrier stream: picows takes the connection, uvicorn forgets it."""
             self._disarm()
+            self._unset_keepalive_if_required()
             self.connections.discard(self)
             media = media_protocol()
             self.transport.set_protocol(media)
@@ -117,6 +118,12 @@ def guarded_http(handshake_timeout: float, bridge: Bridge) -> type[asyncio.Proto
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._arm()  # the next request on this connection gets its own deadline
+            if not self.transport.is_closing() and not self.conn.trailing_data[0]:
+                self._first = b""  # the next request may be a stream's upgrade too
+
+        def _unsupported_upgrade_warning(self) -> None:
+            # An upgrade to a path that holds no stream: plain HTTP answers it (404).
+            log.debug("an upgrade request outside /v1/streams/ is served as plain HTTP")
 
         def _arm(self) -> None:
             self._disarm()

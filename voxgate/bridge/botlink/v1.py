@@ -358,8 +358,11 @@ class V1Dialect:
             return bytes(event.payload)
         if event.timestamp_ms is not None:
             timestamp_ms = event.timestamp_ms
-        wire = {"type": "media", "seq": sequence, "timestamp_ms": timestamp_ms}
-        return dump({**wire, "audio": encode_audio(event.payload)})
+        # What dump() makes of {"type","seq","timestamp_ms","audio"}, without the dict.
+        return (
+            f'{{"type":"media","seq":{sequence:d},"timestamp_ms":{timestamp_ms:d},'
+            f'"audio":"{encode_audio(event.payload)}"}}'
+        )
 
     def _count_media(self, payload: bytes) -> tuple[int, int]:
         """The next media ``seq`` and the computed timestamp of ``payload``; then count it."""
