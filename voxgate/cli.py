@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, help="port to listen on, server.port (env: VOXGATE_PORT)"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help=(
+            "worker processes sharing the port, server.workers (env: VOXGATE_WORKERS; "
+            "default: one per core, one on a loopback address)"
+        ),
+    )
 
     bot = commands.add_parser("bot", help="run a sample bot")
     bots = bot.add_subparsers(dest="bot", metavar="BOT", required=True)
@@ -81,6 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
         env["VOXGATE_HOST"] = args.host
     if args.port is not None:
         env["VOXGATE_PORT"] = str(args.port)
+    if args.workers is not None:
+        env["VOXGATE_WORKERS"] = str(args.workers)
     try:
         config = load_config(args.config, env)
         config.check_listen_safe()

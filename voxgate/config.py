@@ -70,6 +70,13 @@ class ServerConfig:
     start_timeout: float = 5.0  # accept -> the carrier's start message
     max_pending: int = 100  # connections that have not started a call yet
     max_inbound_rate: float = 3.0  # carrier audio beyond this many times real time is dropped
+    workers: int = 0  # processes sharing the port; 0 = one per core (one on loopback)
+
+    def worker_count(self) -> int:
+        """How many worker processes ``voxgate serve`` runs."""
+        if self.workers:
+            return self.workers
+        return 1 if is_loopback(self.host) else max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +339,7 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "start_timeout": _Key(float, _seconds(allow_zero=False)),
         "max_pending": _Key(int, _int_in(1)),
         "max_inbound_rate": _Key(float, _at_least(1.0)),
+        "workers": _Key(int, _int_in(0, 256)),
     },
     "bot": {
         "url": _Key(str, _url("ws", "wss")),

@@ -30,13 +30,15 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 import numpy as np
 
 from voxgate.redact import MASK, is_secret_name, redact_headers, redact_url, scrub
 
 RESERVOIR: Final = 50_000  # latest observations kept per summary
+SNAPSHOT_OBSERVATIONS: Final = 5_000  # of which a worker lends its node's /metrics the latest
 MAX_SERIES: Final = 1_000  # label sets per counter; beyond it, every label value is "other"
 OTHER: Final = "other"
 
@@ -316,29 +318,56 @@ class Metrics:
 
     def render(self) -> str:
         """Prometheus text exposition format (version 0.0.4)."""
-        lines = []
         with self._lock:
-            items = sorted(self._counts.items())
-        seen: set[str] = set()
-        for (name, labels), count in items:
-            if name not in seen:
-                lines.append(f"# TYPE voxgate_{name} counter")
-                seen.add(name)
-            rendered = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
-            lines.append(
-                f"voxgate_{name}{{{rendered}}} {count}" if rendered else f"voxgate_{name} {count}"
-            )
-        for name in sorted(self._observed):
-            lines.append(f"# TYPE voxgate_{name} summary")
-            for q, value in zip((0.5, 0.99), self.quantiles(name, 0.5, 0.99), strict=True):
-                lines.append(f'voxgate_{name}{{quantile="{q}"}} {value:.6f}')
-            lines.append(f"voxgate_{name}_count {len(self._observed[name])}")
-        for name, value in sorted(self.gauges.items()):
-            if not _NAME.fullmatch(name):
-                continue
-            lines.append(f"# TYPE voxgate_{name} gauge")
-            lines.append(f"voxgate_{name} {value}")
-        return "\n".join(lines) + "\n"
+            counts = dict(self._counts)
+        return render_exposition(counts, self._observed, self.gauges)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything counted, observed and gauged, as JSON-ready data (for a node's sum)."""
+        with self._lock:
+            counts = list(self._counts.items())
+        return {
+            "counters": [
+                [name, [list(pair) for pair in labels], n] for (name, labels), n in counts
+            ],
+            "observed": {
+                name: list(values)[-SNAPSHOT_OBSERVATIONS:]
+                for name, values in self._observed.items()
+            },
+            "gauges": dict(self.gauges),
+        }
+
+
+def render_exposition(
+    counts: Mapping[tuple[str, _Labels], int],
+    observed: Mapping[str, Iterable[float]],
+    gauges: Mapping[str, float],
+) -> str:
+    """Counters, summaries (p50 and p99 of the observations) and gauges in Prometheus'
+    text format (version 0.0.4)."""
+    lines = []
+    seen: set[str] = set()
+    for (name, labels), count in sorted(counts.items()):
+        if name not in seen:
+            lines.append(f"# TYPE voxgate_{name} counter")
+            seen.add(name)
+        rendered = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
+        lines.append(
+            f"voxgate_{name}{{{rendered}}} {count}" if rendered else f"voxgate_{name} {count}"
+        )
+    for name in sorted(observed):
+        values = np.fromiter(observed[name], dtype=np.float64)
+        lines.append(f"# TYPE voxgate_{name} summary")
+        quantiles = np.quantile(values, (0.5, 0.99)) if values.size else (math.nan, math.nan)
+        for q, value in zip((0.5, 0.99), quantiles, strict=True):
+            lines.append(f'voxgate_{name}{{quantile="{q}"}} {float(value):.6f}')
+        lines.append(f"voxgate_{name}_count {values.size}")
+    for name, value in sorted(gauges.items()):
+        if not _NAME.fullmatch(name):
+            continue
+        lines.append(f"# TYPE voxgate_{name} gauge")
+        lines.append(f"voxgate_{name} {value}")
+    return "\n".join(lines) + "\n"
 
 
 def _labels(labels: dict[str, str]) -> _Labels:

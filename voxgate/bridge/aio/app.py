@@ -24,12 +24,14 @@ checked. Each call's inbound audio is held to ``server.max_inbound_rate``
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Final
+from typing import Any, Final
 
 import httpx
 from starlette.applications import Starlette
@@ -43,6 +45,7 @@ from voxgate.bots.echo import serve_echo
 from voxgate.bridge.aio.botaddr import BotAddressRefused, vet_bot_url
 from voxgate.bridge.aio.fastws import FastSocket
 from voxgate.bridge.aio.ingress import CarrierStream, same_secret
+from voxgate.bridge.aio.node import NodeLink, merged_metrics
 from voxgate.bridge.aio.rest import CarrierRest
 from voxgate.bridge.aio.scheduler import Scheduler
 from voxgate.bridge.aio.session import BotTarget, CallSession
@@ -56,7 +59,7 @@ from voxgate.bridge.ratelimit import InboundRate
 from voxgate.codecs.formats import PCMU_8K, AudioFormat
 from voxgate.config import Config, is_loopback, parse_header_lines
 from voxgate.errors import ConfigError, UnsupportedFormatError
-from voxgate.obs import METRICS
+from voxgate.obs import METRICS, render_exposition
 from voxgate.redact import redact_url, scrub
 
 log = logging.getLogger("voxgate.bridge")
@@ -68,8 +71,9 @@ POLICY_VIOLATION: Final = 1008
 class Bridge:
     """Shared state of the running bridge; see the module docstring."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, node: NodeLink | None = None) -> None:
         self.config = config
+        self.node = node  # the node this worker belongs to; None: a node of one
         self.scheduler = Scheduler()
         self.sessions: dict[str, CallSession] = {}
         self.streams: set[CarrierStream] = set()  # every carrier stream still connected
@@ -85,6 +89,12 @@ class Bridge:
         self._echo = await serve_echo("127.0.0.1", 0)
         port = next(iter(self._echo.sockets)).getsockname()[1]
         self.echo_url = f"ws://127.0.0.1:{port}/"
+        if self.node is not None:
+            self.node.snapshot = self.snapshot
+            await self.node.start()
+        # What start-up made lives as long as the process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         self.draining = True
@@ -96,6 +106,8 @@ class Bridge:
         for task in list(self._tasks):
             task.cancel()
         self.scheduler.close()
+        if self.node is not None:
+            await self.node.stop()
         if self._echo is not None:
             self._echo.close()
             await self._echo.wait_closed()
@@ -110,8 +122,30 @@ class Bridge:
         task.add_done_callback(self._tasks.discard)
 
     def forget(self, session: CallSession) -> None:
-        self.sessions.pop(session.call_id, None)
+        if self.sessions.pop(session.call_id, None) is not None and self.node is not None:
+            self.node.release()
         self.scheduler.forget(session)
+
+    def _admit(self) -> bool:
+        """Room for one more call: on this node as a whole (a place is taken), or here."""
+        if self.node is not None:
+            return self.node.reserve()
+        return len(self.sessions) < self.config.server.max_calls
+
+    def snapshot(self) -> dict[str, Any]:
+        """This worker's figures and calls, for its node's /metrics, /healthz and lookups."""
+        self.update_gauges()
+        return {
+            "slot": self.node.slot if self.node is not None else 0,
+            "pid": os.getpid(),
+            "draining": self.draining,
+            "calls": list(self.sessions),
+            **METRICS.snapshot(),
+        }
+
+    def update_gauges(self) -> None:
+        METRICS.gauges["calls_active"] = len(self.sessions)
+        METRICS.gauges["streams_pending"] = self.pending
 
     async def open_session(
         self,
@@ -122,7 +156,7 @@ class Bridge:
     ) -> CallSession | None:
         busy = "draining" if self.draining else "full"
         name = carrier.name
-        if self.draining or len(self.sessions) >= self.config.server.max_calls:
+        if self.draining or not self._admit():
             METRICS.count("streams_refused", carrier=name, why=busy)
             log.warning("%s: refused a call", busy, extra={"carrier_call_id": started.call_id})
             carrier_socket.close(TRY_AGAIN_LATER, f"voxgate is {busy}; try again later")
@@ -137,6 +171,8 @@ class Bridge:
                 "stream start refused: %s", reason, extra={"carrier_call_id": started.call_id}
             )
             carrier_socket.close(POLICY_VIOLATION, reason)
+            if self.node is not None:
+                self.node.release()
             return None
         call_id = f"vx-{uuid.uuid4().hex[:20]}"
         started = replace(
@@ -256,11 +292,17 @@ def create_app(config: Config, bridge: Bridge | None = None) -> Starlette:
             await the_bridge.stop()
 
     async def healthz(request: Request) -> Response:
-        body = {
+        body: dict[str, object] = {
             "status": "draining" if the_bridge.draining else "ok",
             "version": __version__,
             "calls": len(the_bridge.sessions),
         }
+        if the_bridge.node is not None:  # the node's figures, not this worker's
+            workers = await the_bridge.node.gather()
+            body["calls"] = sum(len(worker["calls"]) for worker in workers)
+            body["workers"] = [
+                {"slot": w["slot"], "pid": w["pid"], "calls": len(w["calls"])} for w in workers
+            ]
         return JSONResponse(body, status_code=503 if the_bridge.draining else 200)
 
     async def metrics(request: Request) -> Response:
@@ -271,9 +313,13 @@ def create_app(config: Config, bridge: Bridge | None = None) -> Starlette:
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="voxgate"'},
             )
-        METRICS.gauges["calls_active"] = len(the_bridge.sessions)
-        METRICS.gauges["streams_pending"] = the_bridge.pending
-        return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+        if the_bridge.node is None:
+            the_bridge.update_gauges()
+            text = METRICS.render()
+        else:  # every worker's figures, summed
+            merged = merged_metrics(await the_bridge.node.gather())
+            text = render_exposition(merged["counters"], merged["observed"], merged["gauges"])
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -149,6 +149,7 @@ class CarrierStream:
         if session is None or self.socket.gone:
             if session is not None:
                 self._wind_up(session)
+            self.socket.resume_reading()  # refused: read the carrier's answer to the close
             return
         self.session = session
         self.socket.on_message = session.on_carrier_message  # from now on: straight in

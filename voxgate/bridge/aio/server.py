@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from voxgate.bridge.aio.app import Bridge, create_app
 from voxgate.bridge.aio.fastws import WS_MAX_SIZE
 from voxgate.bridge.aio.ingress import STREAMS_PREFIX, stream_door
+from voxgate.bridge.aio.node import NodeLink, Supervisor, reuse_port_socket
 from voxgate.config import Config
 from voxgate.errors import ConfigError
 from voxgate.obs import METRICS
@@ -201,13 +203,32 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(config: Config) -> None:
-    """``voxgate serve``: run until interrupted (ConfigError: the port cannot be had)."""
+    """``voxgate serve``: run until interrupted (ConfigError: the port cannot be had).
+
+    One worker: the bridge runs in this process. More: a node of that many worker
+    processes sharing the port (:mod:`voxgate.bridge.aio.node`).
+    """
     config.check_listen_safe()
+    workers = config.server.worker_count()
+    if workers > 1:
+        Supervisor(config, workers, run_worker).run()
+        return
     listener = bind(config.server.host, config.server.port)
-    bridge = Bridge(config)
-    server = DrainingServer(uvicorn_config(config, bridge), bridge, config.server.drain_seconds)
     host, port = listener.getsockname()[:2]
     log.info("voxgate listening on %s:%d", host, port)
+    _run(config, Bridge(config), listener)
+
+
+def run_worker(config: Config, node: NodeLink) -> None:
+    """One worker of a node: its own listening socket on the node's port."""
+    listener = reuse_port_socket(config.server.host, config.server.port, listen=True)
+    listener.set_inheritable(True)
+    log.info("worker %d listening (pid %d)", node.slot, os.getpid())
+    _run(config, Bridge(config, node), listener)
+
+
+def _run(config: Config, bridge: Bridge, listener: socket.socket) -> None:
+    server = DrainingServer(uvicorn_config(config, bridge), bridge, config.server.drain_seconds)
     try:
         server.run(sockets=[listener])
     finally:
