@@ -288,7 +288,7 @@ def test_serve_help_names_the_variables_behind_its_options(
         main(["serve", "--help"])
     assert exited.value.code == 0
     shown = " ".join(capsys.readouterr().out.split())
-    for variable in ("VOXGATE_CONFIG", "VOXGATE_HOST", "VOXGATE_PORT"):
+    for variable in ("VOXGATE_CONFIG", "VOXGATE_HOST", "VOXGATE_PORT", "VOXGATE_WORKERS"):
         assert f"(env: {variable})" in shown
 
 

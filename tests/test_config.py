@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -119,6 +120,7 @@ ENV_VECTORS = [  # (variable, text, section.key, value)
     ("VOXGATE_START_TIMEOUT", "1", "server.start_timeout", 1.0),
     ("VOXGATE_MAX_PENDING", "7", "server.max_pending", 7),
     ("VOXGATE_MAX_INBOUND_RATE", "1.5", "server.max_inbound_rate", 1.5),
+    ("VOXGATE_WORKERS", "4", "server.workers", 4),
     (
         "VOXGATE_BOT_ALLOW",
         "bots.example.com, *.example.net\nwss://x.example.org/v/",
@@ -612,3 +614,13 @@ def test_bot_config_keys_are_the_route_keys() -> None:
     assert [f.name for f in dataclasses.fields(BotConfig)] == [
         key.split(".")[1] for key in ENV_VARS if key.startswith("bot.")
     ]
+
+
+def test_worker_count_is_one_per_core_but_one_on_loopback_unless_set() -> None:
+    cores = max(1, os.cpu_count() or 1)
+    assert ServerConfig().worker_count() == 1  # 127.0.0.1
+    assert ServerConfig(host="0.0.0.0").worker_count() == cores
+    assert ServerConfig(host="0.0.0.0", workers=3).worker_count() == 3
+    assert ServerConfig(workers=2).worker_count() == 2
+    with pytest.raises(ConfigError, match=r"server\.workers"):
+        load_config(None, {"VOXGATE_WORKERS": "-1"})

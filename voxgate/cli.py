@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         help=(
-            "worker processes sharing the port, server.workers (env: VOXGATE_WORKERS; "
-            "default: one per core, one on a loopback address)"
+            "worker processes sharing the port (default: one per core, one on a loopback "
+            "address), server.workers (env: VOXGATE_WORKERS)"
         ),
     )
 
