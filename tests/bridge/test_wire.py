@@ -12,12 +12,16 @@ from hypothesis import strategies as st
 
 from voxgate.bridge.dialect import MAX_MESSAGE_BYTES
 from voxgate.bridge.wire import (
+    NOT_FAST,
     Fields,
     check_frame,
     check_whole_samples,
     decode_audio,
     dump,
     encode_audio,
+    fast_audio,
+    fast_counter,
+    fast_object,
     load_message,
     load_object,
     present,
@@ -471,3 +475,68 @@ def test_present_omits_only_none() -> None:
     fields: dict[str, object] = {"a": None, "b": 0, "c": "", "d": False, "e": {}, "f": None}
     assert present(fields) == {"b": 0, "c": "", "d": False, "e": {}}
     assert list(present({"z": 1, "a": 2})) == ["z", "a"]  # the order is kept
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("0", 0),
+        ("42", 42),
+        ("9" * 15, int("9" * 15)),
+        (7, 7),
+        ("9" * 16, NOT_FAST),
+        ("", NOT_FAST),
+        ("-1", NOT_FAST),
+        ("+1", NOT_FAST),
+        (" 1", NOT_FAST),
+        ("²", NOT_FAST),
+        ("١٢", NOT_FAST),
+        (-1, NOT_FAST),
+        (True, NOT_FAST),
+        (1.0, NOT_FAST),
+    ],
+)
+def test_fast_counter_reads_what_optional_counter_accepts_and_defers_the_rest(
+    value: object, expected: int | None
+) -> None:
+    assert fast_counter(value) == expected
+    if expected != NOT_FAST:
+        assert Fields({"n": value}).optional_counter("n") == expected
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ('{"a":1}', {"a": 1}),
+        ("[1]", None),
+        ("not json", None),
+        ('{"a":NaN}', None),
+        ('{"a":"\\ud800"}', None),
+        (b'{"a":1}', None),  # binary: the dialect decides
+        ('{"a":"' + "x" * (MAX_MESSAGE_BYTES // 4) + '"}', None),  # long: checked first
+    ],
+)
+def test_fast_object_parses_short_strict_json_objects_only(
+    message: object, expected: object
+) -> None:
+    assert fast_object(message) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "expected"),
+    [
+        ("AAAA", 1, b"\x00\x00\x00"),
+        ("AAAA", 2, None),  # three bytes are not whole 16-bit samples
+        ("AA==", 1, b"\x00"),
+        ("AA=", 1, None),
+        ("AA==AA==", 1, None),
+        ("AA AA", 1, None),
+        ("é", 1, None),
+        (5, 1, None),
+    ],
+)
+def test_fast_audio_is_strict_base64_of_whole_samples(
+    text: object, size: int, expected: bytes | None
+) -> None:
+    assert fast_audio(text, size) == expected

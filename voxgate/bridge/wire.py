@@ -124,6 +124,53 @@ def load_message(message: object, dialect: str, *, allow_nan: bool = False) -> J
     return load_object(frame, label, allow_nan=allow_nan)
 
 
+# --- the fast path: the common, well-formed message, or None to take the slow path --------
+
+FAST_TEXT_LIMIT: Final = MAX_MESSAGE_BYTES // 4  # a text this short is within the limit
+
+
+def fast_object(message: object) -> JsonObject | None:
+    """The JSON object in a short text message that orjson parses, or None.
+
+    None sends the message down the slow path (:func:`load_message` and
+    :class:`Fields`), which parses it again and says what is wrong with it, so
+    that a fast path never decides on an error.
+    """
+    if type(message) is not str or len(message) > FAST_TEXT_LIMIT:
+        return None
+    try:
+        value = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None
+
+
+def fast_audio(text: object, bytes_per_sample: int) -> bytes | None:
+    """Strict base64 ``text`` of whole samples as bytes, or None (slow path)."""
+    if type(text) is not str:
+        return None
+    try:
+        payload = binascii.a2b_base64(text, strict_mode=True)
+    except ValueError:
+        return None
+    return None if len(payload) % bytes_per_sample else payload
+
+
+NOT_FAST: Final = -1  # what fast_counter says of a value the slow path must judge
+
+
+def fast_counter(value: object) -> int | None:
+    """An optional counter as :meth:`Fields.optional_counter` reads it, or NOT_FAST."""
+    if value is None:
+        return None
+    if type(value) is str:
+        digits = 0 < len(value) <= 15 and value.isascii() and value.isdigit()
+        return int(value) if digits else NOT_FAST
+    if type(value) is int and value >= 0:
+        return value
+    return NOT_FAST
+
+
 def decode_audio(text: str, what: str) -> bytes:
     """The bytes of base64 ``text`` (RFC 4648 section 4, no line breaks), or ``bad_audio``."""
     try:

@@ -417,3 +417,45 @@ def test_audio_marks_and_clear_round_trip_downstream(
     application, telephony = carrier.started_app(), carrier.started_telephony()
     for event in (AudioSent(payload), MarkRequested(name), ClearRequested()):
         assert telephony.parse_downstream(application.format_downstream(event) or "") == event
+
+
+@pytest.mark.parametrize(("carrier", "message", "event"), each_row(lambda c: c.parsed))
+def test_the_fast_path_reads_media_as_the_slow_path_does(
+    carrier: CarrierWire, message: Wire, event: UpstreamEvent
+) -> None:
+    fast, slow = carrier.started_app(), carrier.started_app()
+    text = json.dumps(message)
+    assert fast.parse_upstream(text) == slow._dispatch(text, slow._upstream) == event
+
+
+@pytest.mark.parametrize("carrier", EACH_CARRIER)
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        pytest.param(lambda m: m["media"].update(payload="not base64!"), "bad_audio", id="b64"),
+        pytest.param(lambda m: m["media"].update(payload=7), "missing_field", id="payload-int"),
+        pytest.param(lambda m: m["media"].update(track=5), "missing_field", id="track-int"),
+        pytest.param(lambda m: m["media"].update(chunk="x1"), "missing_field", id="chunk-word"),
+        pytest.param(lambda m: m["media"].update(chunk="\u0661"), "missing_field", id="arabic"),
+        pytest.param(lambda m: m["media"].update(chunk=True), "missing_field", id="chunk-bool"),
+        pytest.param(lambda m: m["media"].update(chunk="9" * 16), "missing_field", id="16-digits"),
+        pytest.param(lambda m: m.update(media=[1]), "missing_field", id="media-list"),
+    ],
+)
+def test_what_the_fast_path_cannot_read_the_slow_path_refuses_by_name(
+    carrier: CarrierWire, change: Callable[[dict[str, Any]], None], code: str
+) -> None:
+    message = carrier.stream.media(3, 2, 0, TONE)
+    change(message)
+    with pytest.raises(ProtocolError) as caught:
+        carrier.started_app().parse_upstream(json.dumps(message))
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize("carrier", EACH_CARRIER)
+def test_media_for_another_stream_is_refused_on_the_fast_path_too(carrier: CarrierWire) -> None:
+    message = carrier.stream.media(3, 2, 0, TONE)
+    message[carrier.dialect.stream_key] = "someone-else"
+    with pytest.raises(ProtocolError) as caught:
+        carrier.started_app().parse_upstream(json.dumps(message))
+    assert caught.value.code == "wrong_stream"

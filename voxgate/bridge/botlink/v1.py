@@ -71,6 +71,8 @@ from voxgate.bridge.wire import (
     check_whole_samples,
     dump,
     encode_audio,
+    fast_audio,
+    fast_object,
     load_object,
     present,
 )
@@ -231,6 +233,12 @@ class V1Dialect:
 
     def parse_downstream(self, message: Message) -> DownstreamEvent:
         """The event a bot's message stands for."""
+        data = fast_object(message)  # the fast path: a well-formed audio delta
+        if data is not None and data.get("type") == "response.audio.delta":
+            size = self.media_format.bytes_per_sample if self.media_format is not None else 1
+            payload = fast_audio(data.get("audio"), size)
+            if payload is not None:
+                return AudioSent(payload)
         frame = _checked(message)
         if isinstance(frame, bytes):
             return AudioSent(self._binary_audio(frame))

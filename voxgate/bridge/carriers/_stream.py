@@ -70,7 +70,17 @@ from voxgate.bridge.events import (
     StreamStopped,
     UpstreamEvent,
 )
-from voxgate.bridge.wire import Fields, JsonObject, dump, encode_audio, load_message
+from voxgate.bridge.wire import (
+    NOT_FAST,
+    Fields,
+    JsonObject,
+    dump,
+    encode_audio,
+    fast_audio,
+    fast_counter,
+    fast_object,
+    load_message,
+)
 from voxgate.codecs.formats import PCMU_8K, AudioFormat, Encoding
 from voxgate.errors import ProtocolError, UnsupportedFormatError
 
@@ -234,7 +244,36 @@ class CarrierDialect(ABC):
 
     def parse_upstream(self, message: Message) -> UpstreamEvent:
         """The event in a message the carrier sent."""
+        if self.stream_id is not None:  # the fast path for media, once started
+            data = fast_object(message)
+            if data is not None and data.get("event") == self.media_event:
+                event = self._fast_media(data)
+                if event is not None:
+                    return event
         return self._dispatch(message, self._upstream)
+
+    def _fast_media(self, data: JsonObject) -> MediaReceived | None:
+        """What :meth:`_parse_media` makes of a well-formed media message; None for any
+        other, which the slow path then judges (and names what is wrong)."""
+        stream_id = data.get(self.stream_key)
+        media = data.get("media")
+        if (stream_id is not None and stream_id != self.stream_id) or type(media) is not dict:
+            return None
+        payload = fast_audio(media.get("payload"), self.media_format.bytes_per_sample)
+        sequence = fast_counter(data.get(self.sequence_key))
+        chunk = fast_counter(media.get("chunk"))
+        track = media.get("track")
+        if payload is None or NOT_FAST in (sequence, chunk):
+            return None
+        if track is not None and type(track) is not str:
+            return None
+        return MediaReceived(
+            payload=payload,
+            sequence=sequence,
+            chunk=chunk,
+            timestamp_ms=self._timestamp_of(media.get("timestamp")),
+            track=track or "inbound",
+        )
 
     def format_downstream(self, event: DownstreamEvent) -> Message | None:
         """The message for the carrier; ``None`` for hangup, transfer, DTMF and transcripts."""
@@ -377,7 +416,9 @@ class CarrierDialect(ABC):
 
     def _timestamp(self, media: Fields) -> int | None:
         """The media timestamp, or None when absent or unusable (see the module docstring)."""
-        value = media.data.get("timestamp")
+        return self._timestamp_of(media.data.get("timestamp"))
+
+    def _timestamp_of(self, value: object) -> int | None:
         if isinstance(value, str) and _TIMESTAMP.fullmatch(value):
             value = int(value)
         if type(value) is not int or not 0 <= value <= self.max_timestamp_ms:
