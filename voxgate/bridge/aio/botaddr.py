@@ -7,6 +7,8 @@ the name again, so that a second DNS answer cannot differ from the one that
 was checked (DNS rebinding)::
 
     target = await vet_bot_url(url, allow=bot.allow, private_allowed=...)
+    # the bridge (botsocket.py): a socket connected to target.address, handed to
+    # picows with the URL, no proxy and no redirect; or, with websockets:
     await websockets.asyncio.client.connect(url, **target.connect_kwargs(), ...)
 
 The URL keeps the name, so the ``Host`` header and the TLS server name (SNI
