@@ -317,3 +317,30 @@ def test_counters() -> None:
     playout.tick(2.0)
     playout.clear()
     assert (playout.frames_released, playout.frames_padded, playout.frames_cleared) == (4, 1, 4)
+
+
+def test_a_frame_left_standing_by_a_real_time_bot_is_drained_gently() -> None:
+    """An echo-like bot sends a frame every 20 ms, but once sent two together: the extra
+    frame must not stand in the queue for the rest of the call."""
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    waits: list[float] = []
+    times: list[float] = []
+    for n in range(200):
+        arrival = 0.020 * n + 0.0003
+        frames = 2 if n == 10 else 1  # the hiccup: two frames at once
+        playout.enqueue(b"\x00" * 160 * frames, arrival)
+        seen = _run(playout, arrival + 0.0199, start=arrival)
+        waits += [o.waited for _, o in seen if isinstance(o, FrameReleased)]
+        times += [t for t, o in seen if isinstance(o, FrameReleased)]
+    assert max(waits[12:30]) > 0.015  # a frame stood in the queue after the hiccup...
+    assert max(waits[-50:]) < 0.001  # ...and is gone within a couple of seconds
+    gaps = np.diff(times)
+    assert gaps.min() > 0.0185  # drained at most 1 ms a frame, never a burst
+
+
+def test_a_burst_is_not_drained_early_even_at_its_tail() -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    playout.enqueue(b"\x00" * 160 * 500, 0.0)  # 10 s at once
+    times = [t for t, _ in _frames(_run(playout, 11.0))]
+    assert len(times) == 500
+    assert np.allclose(np.diff(times), 0.020)
