@@ -181,10 +181,12 @@ class Transcoder:
             return self._pass(data)
         if self._translation is not None:
             return self._translation(bytes(data))
-        samples = decode(data, self.source)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidAudioError(f"encoded audio must be bytes, not {type(data).__name__}")
+        samples = _DECODERS[self.source.encoding](data)
         if self._resampler is not None:
             samples = self._resampler.process(samples)
-        return encode(samples, self.target)
+        return _ENCODERS[self.target.encoding](samples)
 
     def _pass(self, data: bytes | bytearray | memoryview) -> bytes:
         if not isinstance(data, bytes | bytearray | memoryview):

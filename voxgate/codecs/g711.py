@@ -15,6 +15,8 @@ evaluated at import time over their whole domain, which gives lookup tables.
   int16 samples already in memory order (256 KiB). Half the gathers of the
   obvious ``table[codes]``, and uint16 indices instead of uint8 ones (which
   numpy's fancy indexing converts slowly), make it faster than audioop's C loop.
+  A short chunk (a 20 ms frame) takes the plain 256-entry gather instead: at
+  that size the cost is numpy's per-call overhead, and one call beats three.
 - mu-law <-> A-law is a 256-byte table for ``bytes.translate``: G.711 decode
   of one law then encode in the other, the same result as a round trip
   through linear.
@@ -117,12 +119,19 @@ def as_codes(codes: object) -> Codes:
     )
 
 
+_SHORT: Final = 2048  # codes: below this, one plain gather is quicker than the pair table
+
+
 def _encode(samples: object, table: Codes) -> Codes:
-    pcm = np.ascontiguousarray(as_pcm(samples))
-    return np.take(table, pcm.view(np.uint16), mode="wrap")
+    pcm = as_pcm(samples)
+    if not pcm.flags.c_contiguous:
+        pcm = np.ascontiguousarray(pcm)
+    return table.take(pcm.view(np.uint16), mode="wrap")
 
 
 def _decode(codes: object, single: Pcm, pairs: NDArray[np.uint32]) -> Pcm:
+    if type(codes) is bytes and len(codes) < _SHORT:
+        return single.take(np.frombuffer(codes, dtype=np.uint8), mode="wrap")
     stream = np.ascontiguousarray(as_codes(codes))
     count = stream.size
     even = count & ~1

@@ -138,10 +138,7 @@ class FastSocket(WSListener):
             return
         if self._paused_since is not None and self._too_slow(transport):
             return
-        if type(message) is str:
-            transport.send(_TEXT, message.encode())
-        else:
-            transport.send(_BINARY, message)
+        transport.send(_TEXT if type(message) is str else _BINARY, message)  # str: as UTF-8
         self.sent += 1
         if origin is not None and self._latency_metric:
             METRICS.observe(self._latency_metric, time.monotonic() - origin)
