@@ -319,23 +319,45 @@ def test_counters() -> None:
     assert (playout.frames_released, playout.frames_padded, playout.frames_cleared) == (4, 1, 4)
 
 
-def test_a_frame_left_standing_by_a_real_time_bot_is_drained_gently() -> None:
-    """An echo-like bot sends a frame every 20 ms, but once sent two together: the extra
-    frame must not stand in the queue for the rest of the call."""
-    playout = Playout(PCMU_8K, carrier_marks=False)
-    waits: list[float] = []
+def _real_time_bot(
+    playout: Playout, chunks: list[int], step: float = 0.020
+) -> tuple[list[FrameReleased], list[float]]:
+    """A bot that sends ``chunks[n]`` frames at ``n * step`` (plus 0.3 ms): the frames
+    released, and when."""
+    released: list[FrameReleased] = []
     times: list[float] = []
-    for n in range(200):
-        arrival = 0.020 * n + 0.0003
-        frames = 2 if n == 10 else 1  # the hiccup: two frames at once
+    for n, frames in enumerate(chunks):
+        arrival = step * n + 0.0003
         playout.enqueue(b"\x00" * 160 * frames, arrival)
-        seen = _run(playout, arrival + 0.0199, start=arrival)
-        waits += [o.waited for _, o in seen if isinstance(o, FrameReleased)]
+        seen = _run(playout, arrival + step - 0.0001, start=arrival)
+        released += [o for _, o in seen if isinstance(o, FrameReleased)]
         times += [t for t, o in seen if isinstance(o, FrameReleased)]
-    assert max(waits[12:30]) > 0.015  # a frame stood in the queue after the hiccup...
-    assert max(waits[-50:]) < 0.001  # ...and is gone within a couple of seconds
+    return released, times
+
+
+@pytest.mark.parametrize("together", [2, 5])
+def test_frames_left_standing_by_a_real_time_bot_are_drained_gently(together: int) -> None:
+    """An echo-like bot sends a frame every 20 ms, but once sent several together (it was
+    held up): the extra frames must not stand in the queue for the rest of the call."""
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    chunks = [1] * 10 + [together] + [1] * 200
+    released, times = _real_time_bot(playout, chunks)
+    waits = [o.waited for o in released]
+    assert max(waits[12:20]) > 0.015  # frames stood in the queue after the hiccup...
+    assert max(waits[-100:]) < 0.001  # ...and are gone within a couple of seconds
     gaps = np.diff(times)
-    assert gaps.min() > 0.0185  # drained at most 1 ms a frame, never a burst
+    assert gaps.min() > 0.0175  # drained at most 2 ms a frame, never a burst
+
+
+@pytest.mark.parametrize("frames", [2, 3, 5])
+def test_a_bot_sending_chunks_of_several_frames_in_real_time_keeps_the_exact_grid(
+    frames: int,
+) -> None:
+    playout = Playout(PCMU_8K, carrier_marks=False)
+    chunks = [frames] * 60
+    _, times = _real_time_bot(playout, chunks, step=0.020 * frames)
+    gaps = np.diff(times)
+    assert np.allclose(gaps[5:], 0.020, atol=1e-6)
 
 
 def test_a_burst_is_not_drained_early_even_at_its_tail() -> None:

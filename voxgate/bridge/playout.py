@@ -26,14 +26,16 @@ releases one frame at a time in its *slot* on a 20 ms grid:
   long: so the grid is pulled earlier by up to :data:`GRID_PULL` per frame (a
   19 ms step) until frames no longer wait. A burst, with frames queued behind
   (and its last frame, which waited longer), keeps the exact 20 ms grid;
-- but a real-time bot that once delivered two frames together (a hiccup on
-  its side or the network's) would keep one frame standing in the queue
-  for the rest of the call, each frame waiting a whole frame time behind
-  the one before. So when frames have stayed queued behind every release for
-  :data:`STANDING_AFTER` releases in a row, and the queue is shallow (at most
-  :data:`STANDING_MAX` frames: not a burst), the grid is pulled earlier by
-  :data:`GRID_PULL` per frame until the queue empties; the carrier's own
-  jitter buffer takes the difference. A burst still keeps the exact grid;
+- but a real-time bot that once delivered several frames together (a hiccup
+  on its side or the network's) would keep them standing in the queue for
+  the rest of the call, each later frame waiting as long. A queue stands when,
+  over the last :data:`STANDING_AFTER` releases, frames were always queued
+  behind and their number stayed level (within one frame: audio comes in as
+  fast as it goes out). Then the grid is pulled earlier by
+  :data:`STANDING_PULL` per frame until the queue empties; the carrier's own
+  jitter buffer takes the difference. A burst (its queue shrinks with every
+  release) and a bot sending chunks of several frames in real time (its queue
+  empties between chunks) keep the exact grid;
 - a partial frame (the bot's audio so far does not fill 20 ms) waits for the
   rest: a real-time bot sending 30 or 50 ms chunks with some jitter completes
   it a few ms after its slot. Only when the queue holds nothing else
@@ -79,8 +81,8 @@ MAX_CATCH_UP: Final = 3  # frames released in one tick after a late wake-up
 GRID_PULL: Final = 0.001  # how far one frame may pull a late grid earlier
 PARTIAL_GRACE: Final = 0.020  # how long a partial frame may wait past its slot
 LATE_AFTER: Final = 0.010  # a frame released this long after its slot is late
-STANDING_AFTER: Final = 25  # releases with frames queued behind: a queue that stands
-STANDING_MAX: Final = 2  # frames queued at most for a standing queue (more: a burst)
+STANDING_AFTER: Final = 10  # releases with a level queue behind them: a queue that stands
+STANDING_PULL: Final = 0.002  # how far one frame pulls the grid of a standing queue
 
 _SILENCE_BYTE: Final = {
     Encoding.PCMU: 0xFF,
@@ -163,7 +165,7 @@ class Playout:
         self._partial_since = 0.0
         self._behind_partial: list[str] = []  # marks sent after the partial frame's audio
         self._last_slot: float | None = None
-        self._standing = 0  # releases in a row that left a shallow queue behind
+        self._left_behind: deque[int] = deque(maxlen=STANDING_AFTER)  # queued after releases
         self._reached: deque[_Reached] = deque()  # in the order the bot sent them
         self._mark_numbers = itertools.count(1)
         self._outputs: list[PlayoutOutput] = []
@@ -208,6 +210,7 @@ class Playout:
         pending += self._behind_partial
         self.frames_cleared += self._queued_frames + (1 if self._partial else 0)
         self._queue.clear()
+        self._left_behind.clear()
         self._queued_frames = self._queued_marks = 0
         self._partial = b""
         self._behind_partial = []
@@ -307,14 +310,14 @@ class Playout:
             slot = now  # too far behind to catch up: restart the grid
         early = slot - frame.ready_at
         behind = self._queued_frames
-        self._standing = self._standing + 1 if 0 < behind <= STANDING_MAX else 0
+        self._left_behind.append(behind)
         if 0 < early < FRAME_SECONDS and not behind and not self._partial:
             # A real-time bot's frame waited for its slot with nothing behind it (the
             # last frame of a burst waited longer): the grid runs late against the
             # bot. Pull it earlier, a little per frame.
             slot -= min(early, GRID_PULL)
-        elif self._standing >= STANDING_AFTER:
-            slot -= GRID_PULL  # a queue that stands: drain it, a little per frame
+        elif self._standing():
+            slot -= STANDING_PULL  # drain it, a little per frame
         self._last_slot = slot
         self.frames_released += 1
         self._outputs.append(FrameReleased(frame.payload, now - frame.queued_at))
@@ -323,6 +326,14 @@ class Playout:
             assert isinstance(mark, _Mark)
             self._queued_marks -= 1
             self._reach_mark(mark.name)
+
+    def _standing(self) -> bool:
+        """Whether the queue stands (see the module docstring)."""
+        left = self._left_behind
+        if len(left) < STANDING_AFTER:
+            return False
+        low = min(left)
+        return low > 0 and max(left) - low <= 1
 
     def _reach_mark(self, name: str) -> None:
         """Every frame before mark ``name`` has been released."""

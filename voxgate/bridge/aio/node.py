@@ -177,8 +177,9 @@ class NodeLink:
 # --- the supervisor ---------------------------------------------------------------------
 
 
-def reuse_port_socket(host: str, port: int, *, listen: bool) -> socket.socket:
-    """A TCP socket bound with ``SO_REUSEPORT``; a clear error if the address cannot be had."""
+def tcp_socket(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (``SO_REUSEPORT`` if asked), listening if asked;
+    a clear error if the address cannot be had."""
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = info[0]
@@ -187,7 +188,8 @@ def reuse_port_socket(host: str, port: int, *, listen: bool) -> socket.socket:
         raise ConfigError(f"server.host: cannot listen on {host}: {error.strerror}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         if listen:
             sock.listen(2048)
@@ -208,7 +210,9 @@ class Supervisor:
         self.config = config
         self.workers = workers
         self.run_worker = run_worker
-        self.claim = reuse_port_socket(config.server.host, config.server.port, listen=False)
+        self.claim = tcp_socket(
+            config.server.host, config.server.port, reuse_port=True, listen=False
+        )
         self.port: int = self.claim.getsockname()[1]
         self.config = replace(config, server=replace(config.server, port=self.port))
         self.run_dir = tempfile.mkdtemp(prefix="voxgate-node-")

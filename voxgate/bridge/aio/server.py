@@ -36,9 +36,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from voxgate.bridge.aio.app import Bridge, create_app
 from voxgate.bridge.aio.fastws import WS_MAX_SIZE
 from voxgate.bridge.aio.ingress import STREAMS_PREFIX, stream_door
-from voxgate.bridge.aio.node import NodeLink, Supervisor, reuse_port_socket
+from voxgate.bridge.aio.node import NodeLink, Supervisor, tcp_socket
 from voxgate.config import Config
-from voxgate.errors import ConfigError
 from voxgate.obs import METRICS
 
 log = logging.getLogger("voxgate.server")
@@ -221,7 +220,7 @@ def serve(config: Config) -> None:
 
 def run_worker(config: Config, node: NodeLink) -> None:
     """One worker of a node: its own listening socket on the node's port."""
-    listener = reuse_port_socket(config.server.host, config.server.port, listen=True)
+    listener = tcp_socket(config.server.host, config.server.port, reuse_port=True)
     listener.set_inheritable(True)
     log.info("worker %d listening (pid %d)", node.slot, os.getpid())
     _run(config, Bridge(config, node), listener)
@@ -237,21 +236,7 @@ def _run(config: Config, bridge: Bridge, listener: socket.socket) -> None:
 
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything is announced; a clear error if taken."""
-    try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = info[0]
-        listener = socket.socket(family, kind, proto)
-    except OSError as error:
-        raise ConfigError(f"server.host: cannot listen on {host}: {error.strerror}") from None
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-        listener.listen(2048)
-    except OSError as error:
-        listener.close()
-        raise ConfigError(
-            f"server.port: cannot listen on {host}:{port}: {error.strerror}"
-        ) from None
+    listener = tcp_socket(host, port, reuse_port=False)
     listener.set_inheritable(True)
     return listener
 
