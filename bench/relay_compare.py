@@ -35,6 +35,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -301,7 +302,7 @@ async def _start_relay(relay: str, streams: int) -> Started:
         }
         if relay == "voxgate-pcm24k":
             bridge_env["VOXGATE_BOT_AUDIO"] = "pcm16/24000"
-        relay_process = _spawn(_python("voxgate", "serve"), bridge_env)
+        relay_process = _spawn(_python("voxgate", "serve", "--workers", "1"), bridge_env)
         base = f"http://127.0.0.1:{port}"
         await _wait_http(base)
         started = Started(_family(relay_process.pid), url, metrics=base)
@@ -356,9 +357,12 @@ async def measure(relay: str, streams: int, seconds: float) -> dict[str, float]:
         legs = await load
         result: dict[str, float] = {}
         if started.metrics:
+            await asyncio.sleep(0.5)  # the calls end: their summaries reach /metrics
             async with httpx.AsyncClient() as client:
                 inbound = await _metric(client, started.metrics, "inbound_latency_seconds")
                 outbound = await _metric(client, started.metrics, "outbound_latency_seconds")
+                text = (await client.get(f"{started.metrics}/metrics")).text
+            result |= {name: _counter(text, name) for name in VOXGATE_COUNTERS}
             result |= {
                 "in_p50_ms": inbound[0] * 1000,
                 "in_p99_ms": inbound[1] * 1000,
@@ -382,6 +386,15 @@ async def measure(relay: str, streams: int, seconds: float) -> dict[str, float]:
     }
 
 
+VOXGATE_COUNTERS = ("frames_late", "frames_padded", "scheduler_late_wakeups")
+
+
+def _counter(text: str, name: str) -> float:
+    """The total of counter ``name`` (all its labels) in a /metrics text."""
+    pattern = rf"^voxgate_{name}(?:{{[^}}]*}})? ([0-9.e+]+)$"
+    return sum(float(value) for value in re.findall(pattern, text, re.MULTILINE))
+
+
 # --- the report -----------------------------------------------------------------------
 
 
@@ -400,6 +413,8 @@ def _row(relay: str, figures: dict[str, float], round_figures: dict[str, dict[st
     own = (
         f"  in p50/p99 {figures['in_p50_ms']:.2f}/{figures['in_p99_ms']:.2f} ms"
         f"  out p50/p99 {figures['out_p50_ms']:.2f}/{figures['out_p99_ms']:.2f} ms"
+        f"  late {figures['frames_late']:.0f} padded {figures['frames_padded']:.0f}"
+        f" late wake-ups {figures['scheduler_late_wakeups']:.0f}"
         if "in_p50_ms" in figures
         else ""
     )
