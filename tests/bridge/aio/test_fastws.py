@@ -205,3 +205,39 @@ async def _raw_upgrade(
     )
     await reader.readuntil(b"\r\n\r\n")
     return reader, writer
+
+
+def test_a_flood_is_handed_over_a_bounded_number_of_messages_per_loop_turn() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        turn = [0]
+        running = [True]
+
+        def tick() -> None:  # counts event-loop turns
+            turn[0] += 1
+            if running[0]:
+                loop.call_soon(tick)
+
+        async with served() as (state, url), connect(url, compression=None) as ws:
+            await state.connected.wait()
+            turns: list[int] = []
+
+            def record(message: Message) -> None:
+                turns.append(turn[0])
+                state.messages.append(message)
+
+            state.sockets[0].on_message = record
+            tick()
+            ws.protocol.send_text(b"")  # warm the connection
+            for number in range(2000):  # one write: picows reads many at once
+                ws.protocol.send_text(f"m{number}".encode())
+            ws.send_data()
+            await ws.close()
+            await _until(lambda: state.closed)
+            running[0] = False
+            assert state.messages == ["", *(f"m{n}" for n in range(2000))]  # all, in order
+            per_turn = max(turns.count(t) for t in set(turns))
+            assert per_turn <= fastws.MAX_PER_TURN
+            assert state.closed == [1000]  # after every message before it
+
+    run(scenario())

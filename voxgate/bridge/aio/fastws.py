@@ -18,6 +18,14 @@ holds more than :data:`MAX_BUFFERED_BYTES`: the socket is then closed with
 slows another call. A burst of small messages to a peer that reads is not
 too slow.
 
+Fairness: picows hands over every frame of one socket read in one go (a
+flooding peer fills a read with hundreds of small messages). At most
+:data:`MAX_PER_TURN` of them are handled in that turn; the rest wait in a
+backlog, reading pauses, and the backlog is handled :data:`MAX_PER_TURN` a
+turn, so the other calls' timers and sockets get theirs in between. What
+arrived before the connection ended is handed over (still a bounded number a
+turn) before ``on_closed``.
+
 Fragmented messages (RFC 6455 section 5.4) are put together, up to
 ``max_message`` bytes (more: close 1009); text that is not UTF-8 closes the
 socket with 1007 (section 8.1).
@@ -28,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -41,6 +50,7 @@ log = logging.getLogger("voxgate.fastws")
 STALL_SECONDS: Final = 10.0  # the write buffer above its high-water mark this long: not reading
 MAX_BUFFERED_BYTES: Final = 32 * 1024 * 1024  # a last bound on what one socket may hold back
 CLOSE_TIMEOUT: Final = 1.0  # the first close sent -> the peer's answer, else drop the connection
+MAX_PER_TURN: Final = 32  # messages from one socket handled in one event-loop turn
 WS_MAX_SIZE: Final = 1024 * 1024  # the dialects refuse over 256 KiB with an error event first
 
 POLICY_VIOLATION: Final = 1008  # RFC 6455 section 7.4.1
@@ -90,6 +100,11 @@ class FastSocket(WSListener):
         self._fragments_text = False
         self._fragments_size = 0
         self._drop_timer: asyncio.TimerHandle | None = None
+        self._burst = 0  # messages handed over from the current read
+        self._backlog: deque[Message] | None = None  # read, waiting for the next turns
+        self._owner_paused = False
+        self._reading_paused = False
+        self._closed_after_backlog = False
         self._gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # --- picows' callbacks ------------------------------------------------------------
@@ -99,19 +114,20 @@ class FastSocket(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
-        if frame.fin and self._fragments is None:
+        if frame.fin and self._fragments is None and (kind is _TEXT or kind is _BINARY):
             if kind is _TEXT:
                 try:
-                    text = frame.get_payload_as_utf8_text()
+                    message: Message = frame.get_payload_as_utf8_text()
                 except UnicodeDecodeError:
                     self._refuse(INVALID_PAYLOAD, "text is not UTF-8")
                     return
-                self.on_message(text)
-                return
-            if kind is _BINARY:
-                self.on_message(frame.get_payload_as_bytes())
-                return
-        self._slow_frame(frame, kind)
+            else:
+                message = frame.get_payload_as_bytes()
+            self._deliver(message)
+        else:
+            self._slow_frame(frame, kind)
+        if frame.last_in_buffer:
+            self._burst = 0
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self._drop_timer is not None:
@@ -120,6 +136,12 @@ class FastSocket(WSListener):
         self.closing = True
         if not self._gone.done():
             self._gone.set_result(None)
+        if self._backlog:  # what came before the end goes first, a turn at a time
+            self._closed_after_backlog = True
+            return
+        self._report_closed()
+
+    def _report_closed(self) -> None:
         self.on_closed(self.peer_close_code if self.peer_closed_first else None)
 
     def pause_writing(self) -> None:
@@ -181,12 +203,58 @@ class FastSocket(WSListener):
         return self._gone.done()
 
     def pause_reading(self) -> None:
-        if self.transport is not None:
-            self.transport.underlying_transport.pause_reading()
+        """Stop reading the socket until :meth:`resume_reading` (the owner's backpressure)."""
+        self._owner_paused = True
+        self._sync_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.gone:
-            self.transport.underlying_transport.resume_reading()
+        self._owner_paused = False
+        self._sync_reading()
+
+    # --- fairness: a bounded number of messages per event-loop turn -------------------
+
+    def _deliver(self, message: Message) -> None:
+        if self._backlog is None and self._burst < MAX_PER_TURN:
+            self._burst += 1
+            self.on_message(message)
+        else:
+            self._defer(message)
+
+    def _defer(self, message: Message) -> None:
+        """Past MAX_PER_TURN messages from one read: the rest waits for the next turns."""
+        if self._backlog is None:
+            self._backlog = deque()
+            self._sync_reading()
+            asyncio.get_running_loop().call_soon(self._drain)
+        self._backlog.append(message)
+
+    def _drain(self) -> None:
+        backlog = self._backlog
+        if backlog is None:
+            return
+        for _ in range(MAX_PER_TURN):
+            if not backlog:
+                break
+            self.on_message(backlog.popleft())
+        if backlog:
+            asyncio.get_running_loop().call_soon(self._drain)
+            return
+        self._backlog = None
+        self._sync_reading()
+        if self._closed_after_backlog:
+            self._report_closed()
+
+    def _sync_reading(self) -> None:
+        """Read while neither the owner nor a backlog says to wait."""
+        paused = self._owner_paused or self._backlog is not None
+        transport = self.transport
+        if paused == self._reading_paused or transport is None or self.gone:
+            return
+        self._reading_paused = paused
+        if paused:
+            transport.underlying_transport.pause_reading()
+        else:
+            transport.underlying_transport.resume_reading()
 
     # --- the slow path ----------------------------------------------------------------
 
@@ -221,14 +289,14 @@ class FastSocket(WSListener):
         whole = b"".join(self._fragments)
         self._fragments = None
         if not self._fragments_text:
-            self.on_message(whole)
+            self._deliver(whole)
             return
         try:
             text = whole.decode("utf-8")
         except UnicodeDecodeError:
             self._refuse(INVALID_PAYLOAD, "text is not UTF-8")
             return
-        self.on_message(text)
+        self._deliver(text)
 
     def _peer_close(self, frame: WSFrame) -> None:
         code = int(frame.get_close_code().value) if frame.payload_size >= 2 else 1005
