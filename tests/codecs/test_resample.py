@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -209,3 +210,21 @@ def test_unsupported_rates_are_refused(rate: int) -> None:
 def test_bad_audio_is_refused(bad: object) -> None:
     with pytest.raises(InvalidAudioError):
         Resampler(8000, 16000).process(bad)  # type: ignore[arg-type]
+
+
+def test_prepare_filters_designs_every_pair_once_and_resamplers_share_them() -> None:
+    from voxgate.codecs import resample  # noqa: PLC0415  (the module's private cache)
+
+    resample.prepare_filters()
+    pairs = {
+        (b // math.gcd(a, b), a // math.gcd(a, b))
+        for a in resample.SUPPORTED_RATES
+        for b in resample.SUPPORTED_RATES
+        if a != b
+    }
+    assert resample._coefficient_matrix.cache_info().currsize >= len(pairs)
+    misses = resample._coefficient_matrix.cache_info().misses
+    one, two = resample.Resampler(8000, 48000), resample.Resampler(8000, 48000)
+    assert resample._coefficient_matrix.cache_info().misses == misses  # nothing designed
+    assert one.prototype is two.prototype
+    assert not one.prototype.flags.writeable  # shared: nobody may change it

@@ -26,7 +26,9 @@ with saturation to the int16 range.
 
 The filter
 ----------
-Designed at first use (cached) as a minimax-approximating weighted least
+Designed at first use, or by :func:`prepare_filters` (``voxgate serve`` calls
+it at start-up: a design takes up to a few hundred ms), and cached, as a
+minimax-approximating weighted least
 squares fit (Lawson's iteration on a dense frequency grid). With ``fn`` the
 Nyquist frequency of the lower of the two rates: passband 0 to ``0.9 fn``,
 stopband from ``1.1 fn`` (the transition is centred on ``fn``, so what folds
@@ -104,6 +106,21 @@ def _check_rate(rate: int) -> None:
         raise UnsupportedFormatError(f"sample rate {rate} Hz is not supported ({supported})")
 
 
+def prepare_filters() -> None:
+    """Design every supported pair's filter now (a few hundred ms in all).
+
+    A filter is otherwise designed at its first use, in the middle of a call: a
+    server calls this at start-up, so that the first call at a new pair of rates
+    does not hold up the others.
+    """
+    for rate_in in SUPPORTED_RATES:
+        for rate_out in SUPPORTED_RATES:
+            if rate_in != rate_out:
+                common = math.gcd(rate_in, rate_out)
+                _coefficient_matrix(rate_out // common, rate_in // common)
+
+
+@cache
 def _coefficient_matrix(up: int, down: int) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
     """The prototype filter (gain ``up``), the ``(window, up)`` matrix taking one
     input window to one output block, and the delay in prototype samples."""
@@ -121,6 +138,8 @@ def _coefficient_matrix(up: int, down: int) -> tuple[NDArray[np.float64], NDArra
     for j, offset in enumerate(offsets):
         phase = taps[(j * down) % up :: up]
         matrix[per_phase - 1 + offset - np.arange(per_phase), j] = phase
+    taps.setflags(write=False)  # shared by every resampler of the pair (cached)
+    matrix.setflags(write=False)
     return taps, matrix, half_length
 
 

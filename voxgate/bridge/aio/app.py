@@ -57,6 +57,7 @@ from voxgate.bridge.dialect import Dialect
 from voxgate.bridge.events import StreamStarted
 from voxgate.bridge.ratelimit import InboundRate
 from voxgate.codecs.formats import PCMU_8K, AudioFormat
+from voxgate.codecs.resample import prepare_filters
 from voxgate.config import Config, is_loopback, parse_header_lines
 from voxgate.errors import ConfigError, UnsupportedFormatError
 from voxgate.obs import METRICS, render_exposition
@@ -92,6 +93,7 @@ class Bridge:
         if self.node is not None:
             self.node.snapshot = self.snapshot
             await self.node.start()
+        prepare_filters()  # not in the middle of the first call at a new pair of rates
         # What start-up made lives as long as the process: keep the collector off it.
         gc.collect()
         gc.freeze()

@@ -20,9 +20,11 @@ too slow.
 
 Fairness: picows hands over every frame of one socket read in one go (a
 flooding peer fills a read with hundreds of small messages). At most
-:data:`MAX_PER_TURN` of them are handled in that turn; the rest wait in a
-backlog, reading pauses, and the backlog is handled :data:`MAX_PER_TURN` a
-turn, so the other calls' timers and sockets get theirs in between. What
+:data:`MAX_PER_TURN` of them are handled in that turn (a large message counts
+once more for each :data:`PER_MESSAGE_BYTES` it holds, so a turn also holds
+about 32 KiB at most); the rest wait in a backlog, reading pauses, and the
+backlog is handled as much a turn, so the other calls' timers and sockets get
+theirs in between. What
 arrived before the connection ended is handed over (still a bounded number a
 turn) before ``on_closed``.
 
@@ -51,6 +53,7 @@ STALL_SECONDS: Final = 10.0  # the write buffer above its high-water mark this l
 MAX_BUFFERED_BYTES: Final = 32 * 1024 * 1024  # a last bound on what one socket may hold back
 CLOSE_TIMEOUT: Final = 1.0  # the first close sent -> the peer's answer, else drop the connection
 MAX_PER_TURN: Final = 32  # messages from one socket handled in one event-loop turn
+PER_MESSAGE_BYTES: Final = 1024  # a large message counts as one more for each KiB it holds
 WS_MAX_SIZE: Final = 1024 * 1024  # the dialects refuse over 256 KiB with an error event first
 
 POLICY_VIOLATION: Final = 1008  # RFC 6455 section 7.4.1
@@ -215,7 +218,7 @@ class FastSocket(WSListener):
 
     def _deliver(self, message: Message) -> None:
         if self._backlog is None and self._burst < MAX_PER_TURN:
-            self._burst += 1
+            self._burst += 1 + len(message) // PER_MESSAGE_BYTES
             self.on_message(message)
         else:
             self._defer(message)
@@ -232,10 +235,11 @@ class FastSocket(WSListener):
         backlog = self._backlog
         if backlog is None:
             return
-        for _ in range(MAX_PER_TURN):
-            if not backlog:
-                break
-            self.on_message(backlog.popleft())
+        budget = 0
+        while backlog and budget < MAX_PER_TURN:
+            message = backlog.popleft()
+            budget += 1 + len(message) // PER_MESSAGE_BYTES
+            self.on_message(message)
         if backlog:
             asyncio.get_running_loop().call_soon(self._drain)
             return

@@ -37,6 +37,7 @@ from voxgate.bridge.aio.app import Bridge, create_app
 from voxgate.bridge.aio.fastws import WS_MAX_SIZE
 from voxgate.bridge.aio.ingress import STREAMS_PREFIX, stream_door
 from voxgate.bridge.aio.node import NodeLink, Supervisor, tcp_socket
+from voxgate.codecs.resample import prepare_filters
 from voxgate.config import Config
 from voxgate.obs import METRICS
 
@@ -210,6 +211,7 @@ def serve(config: Config) -> None:
     config.check_listen_safe()
     workers = config.server.worker_count()
     if workers > 1:
+        prepare_filters()  # once, before the fork: every worker has them
         Supervisor(config, workers, run_worker).run()
         return
     listener = bind(config.server.host, config.server.port)
