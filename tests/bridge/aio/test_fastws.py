@@ -241,3 +241,26 @@ def test_a_flood_is_handed_over_a_bounded_number_of_messages_per_loop_turn() -> 
             assert state.closed == [1000]  # after every message before it
 
     run(scenario())
+
+
+def test_messages_wait_in_order_while_the_owner_does_not_accept() -> None:
+    async def scenario() -> None:
+        async with served() as (state, url), connect(url, compression=None) as ws:
+            await state.connected.wait()
+            sock = state.sockets[0]
+            open_ = [False]
+            sock.accepting = lambda: open_[0]
+            for number in range(100):
+                await ws.send(f"m{number}")
+            closing = asyncio.create_task(ws.close())  # read after the messages, in order
+            await asyncio.sleep(0.2)
+            assert state.messages == []  # held, the peer's close too
+            assert state.closed == []
+            open_[0] = True
+            sock.resume()
+            await _until(lambda: state.closed)
+            await closing
+            assert state.messages == [f"m{n}" for n in range(100)]
+            assert state.closed == [1000]
+
+    run(scenario())

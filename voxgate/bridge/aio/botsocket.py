@@ -13,11 +13,11 @@ picows' read callback straight to the owner, and each send straight into the
 transport. It is reached at the vetted address, never through a proxy and
 never after a redirect (either would reach an address nobody checked).
 
-Reading is bounded: while the owner says it is full (its playout queue holds
-as much as allowed) reading pauses, so the bot's own TCP window, not
-voxgate's memory, absorbs a flood. The messages picows had already read with
-the one that filled the queue (at most one socket read's worth) wait in a
-backlog and go first when there is room again.
+Reading is bounded: the socket hands a message over only once the dialect is
+known and while the owner is not full (its playout queue holds as much as
+allowed); until then messages wait in the socket's backlog and reading
+pauses, so the bot's own TCP window, not voxgate's memory, absorbs a flood
+(:class:`~voxgate.bridge.aio.fastws.FastSocket`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections import deque
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -41,8 +40,6 @@ from voxgate.redact import redact_url
 
 log = logging.getLogger("voxgate.botsocket")
 
-FULL_POLL: Final = 0.02  # while the owner is full, look again this often
-MAX_EARLY: Final = 64  # messages that arrive with the handshake, before the dialect is known
 PING_INTERVAL: Final = 20.0  # an idle bot is pinged this often, and dropped if it does not answer
 
 
@@ -87,9 +84,7 @@ class BotSocket:
         self.dialect: Dialect | None = None
         self.socket: FastSocket | None = None  # once connected
         self._timeout = timeout
-        self._early: list[Message] = []
-        self._paused = False
-        self._backlog: deque[Message] = deque()  # read in the same turn as the one that filled it
+        self._early_close: tuple[int | None] | None = None  # closed before it was reported up
         self._log = {"call_id": owner.call_id}
         self._task = asyncio.create_task(self._run(), name=f"bot-{owner.call_id}-{attempt}")
 
@@ -131,14 +126,9 @@ class BotSocket:
         self.socket = sock
         log.info("bot connected (attempt %d, %s)", self.attempt, transport, extra=self._log)
         self.owner.bot_connected(self)
-        early, self._early = self._early, []
-        sock.on_message = self._message
-        for message in early:
-            self._message(message)
-        if sock.gone:
-            self._closed(sock.peer_close_code if sock.peer_closed_first else None)
-        else:
-            sock.on_closed = self._closed
+        sock.resume()  # what came with the handshake, now that the dialect is known
+        if self._early_close is not None:
+            self._closed(*self._early_close)
 
     async def _open(self) -> FastSocket:
         target = self.target
@@ -151,7 +141,9 @@ class BotSocket:
             sock = FastSocket(
                 "bot", call_id=self.owner.call_id, latency_metric="inbound_latency_seconds"
             )
-            sock.on_message = self._hold
+            sock.on_message = self._message
+            sock.accepting = self._accepting
+            sock.on_closed = self._closed
             return sock
 
         _, listener = await ws_connect(
@@ -191,38 +183,19 @@ class BotSocket:
 
     # --- the connected socket ---------------------------------------------------------
 
-    def _hold(self, message: Message) -> None:
-        """A message that came with the handshake, before the dialect is known."""
-        if len(self._early) < MAX_EARLY:
-            self._early.append(message)
+    def _accepting(self) -> bool:
+        return self.dialect is not None and not self.owner.full()
 
     def _message(self, message: Message) -> None:
-        if self._paused:  # read along with the message that filled the queue
-            self._backlog.append(message)
-            return
         self.owner.bot_message(self, message)
-        if self.owner.full():
-            self._paused = True
-            if self.socket is not None:
-                self.socket.pause_reading()
-            asyncio.get_running_loop().call_later(FULL_POLL, self._maybe_resume)
-
-    def _maybe_resume(self) -> None:
-        if self.socket is None or self.socket.gone:
-            return
-        owner = self.owner
-        while self._backlog and not owner.full():
-            owner.bot_message(self, self._backlog.popleft())
-        if owner.full():
-            asyncio.get_running_loop().call_later(FULL_POLL, self._maybe_resume)
-            return
-        self._paused = False
-        self.socket.resume_reading()
 
     def _closed(self, code: int | None) -> None:
         sock = self.socket
+        if sock is None:  # before the attempt was reported connected: report it after
+            self._early_close = (code,)
+            return
         reason = f"closed by the bot ({code})" if code is not None else "connection closed"
-        if sock is not None and sock.peer_close_code is not None and code is None:
+        if sock.peer_close_code is not None and code is None:
             reason = f"closed ({sock.peer_close_code})"
         self.owner.bot_disconnected(self, reason, code)
 

@@ -18,15 +18,18 @@ holds more than :data:`MAX_BUFFERED_BYTES`: the socket is then closed with
 slows another call. A burst of small messages to a peer that reads is not
 too slow.
 
-Fairness: picows hands over every frame of one socket read in one go (a
-flooding peer fills a read with hundreds of small messages). At most
-:data:`MAX_PER_TURN` of them are handled in that turn (a large message counts
-once more for each :data:`PER_MESSAGE_BYTES` it holds, so a turn also holds
-about 32 KiB at most); the rest wait in a backlog, reading pauses, and the
-backlog is handled as much a turn, so the other calls' timers and sockets get
-theirs in between. What
-arrived before the connection ended is handed over (still a bounded number a
-turn) before ``on_closed``.
+Reading is bounded and fair, by one mechanism. picows hands over every
+frame of one socket read in one go (a flooding peer fills a read with
+hundreds of small messages); a message is handed to the owner only while the
+owner is ``accepting()`` (a bot's call whose playout queue is full is not; a
+carrier stream whose call is still opening is not) and at most
+:data:`MAX_PER_TURN` of them in one event-loop turn (a large message counts once
+more for each :data:`PER_MESSAGE_BYTES` it holds). Any other message waits in a
+backlog, in order, and reading pauses: the peer's TCP window, not voxgate's
+memory, absorbs a flood, and the other calls' timers and sockets get their turn.
+The backlog is handed over as much a turn while the owner accepts, looked at
+again every :data:`WAIT_POLL` while it does not, or at once on :meth:`resume`.
+What arrived before the connection ended is handed over before ``on_closed``.
 
 Fragmented messages (RFC 6455 section 5.4) are put together, up to
 ``max_message`` bytes (more: close 1009); text that is not UTF-8 closes the
@@ -54,6 +57,7 @@ MAX_BUFFERED_BYTES: Final = 32 * 1024 * 1024  # a last bound on what one socket 
 CLOSE_TIMEOUT: Final = 1.0  # the first close sent -> the peer's answer, else drop the connection
 MAX_PER_TURN: Final = 32  # messages from one socket handled in one event-loop turn
 PER_MESSAGE_BYTES: Final = 1024  # a large message counts as one more for each KiB it holds
+WAIT_POLL: Final = 0.02  # while the owner does not accept, look again this often
 WS_MAX_SIZE: Final = 1024 * 1024  # the dialects refuse over 256 KiB with an error event first
 
 POLICY_VIOLATION: Final = 1008  # RFC 6455 section 7.4.1
@@ -70,6 +74,10 @@ def _ignore_message(message: Message) -> None:
 
 def _ignore_closed(code: int | None) -> None:
     return None
+
+
+def _always() -> bool:
+    return True
 
 
 class FastSocket(WSListener):
@@ -92,6 +100,7 @@ class FastSocket(WSListener):
         self.max_message = max_message
         self.on_message: Callable[[Message], None] = _ignore_message
         self.on_closed: Callable[[int | None], None] = _ignore_closed
+        self.accepting: Callable[[], bool] = _always  # may the owner take a message now?
         self.transport: WSTransport | None = None
         self.closing = False  # we sent a close (or are about to): nothing more is sent
         self.sent = 0
@@ -104,8 +113,8 @@ class FastSocket(WSListener):
         self._fragments_size = 0
         self._drop_timer: asyncio.TimerHandle | None = None
         self._burst = 0  # messages handed over from the current read
-        self._backlog: deque[Message] | None = None  # read, waiting for the next turns
-        self._owner_paused = False
+        self._backlog: deque[Message] | None = None  # read, waiting for the owner or a turn
+        self._drain_handle: asyncio.Handle | None = None
         self._reading_paused = False
         self._closed_after_backlog = False
         self._gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -205,43 +214,48 @@ class FastSocket(WSListener):
     def gone(self) -> bool:
         return self._gone.done()
 
-    def pause_reading(self) -> None:
-        """Stop reading the socket until :meth:`resume_reading` (the owner's backpressure)."""
-        self._owner_paused = True
-        self._sync_reading()
+    def resume(self) -> None:
+        """The owner accepts again: hand over what waits without waiting for the poll."""
+        handle = self._drain_handle
+        if self._backlog is not None and isinstance(handle, asyncio.TimerHandle):
+            handle.cancel()
+            self._drain_handle = asyncio.get_running_loop().call_soon(self._drain)
 
-    def resume_reading(self) -> None:
-        self._owner_paused = False
-        self._sync_reading()
-
-    # --- fairness: a bounded number of messages per event-loop turn -------------------
+    # --- bounded, fair reading (see the module docstring) -----------------------------
 
     def _deliver(self, message: Message) -> None:
-        if self._backlog is None and self._burst < MAX_PER_TURN:
+        if self._backlog is None and self._burst < MAX_PER_TURN and self.accepting():
             self._burst += 1 + len(message) // PER_MESSAGE_BYTES
             self.on_message(message)
         else:
             self._defer(message)
 
     def _defer(self, message: Message) -> None:
-        """Past MAX_PER_TURN messages from one read: the rest waits for the next turns."""
         if self._backlog is None:
             self._backlog = deque()
             self._sync_reading()
-            asyncio.get_running_loop().call_soon(self._drain)
+            self._schedule_drain()
         self._backlog.append(message)
 
+    def _schedule_drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.accepting():
+            self._drain_handle = loop.call_soon(self._drain)
+        else:
+            self._drain_handle = loop.call_later(WAIT_POLL, self._drain)
+
     def _drain(self) -> None:
+        self._drain_handle = None
         backlog = self._backlog
         if backlog is None:
             return
         budget = 0
-        while backlog and budget < MAX_PER_TURN:
+        while backlog and budget < MAX_PER_TURN and self.accepting():
             message = backlog.popleft()
             budget += 1 + len(message) // PER_MESSAGE_BYTES
             self.on_message(message)
         if backlog:
-            asyncio.get_running_loop().call_soon(self._drain)
+            self._schedule_drain()
             return
         self._backlog = None
         self._sync_reading()
@@ -249,8 +263,8 @@ class FastSocket(WSListener):
             self._report_closed()
 
     def _sync_reading(self) -> None:
-        """Read while neither the owner nor a backlog says to wait."""
-        paused = self._owner_paused or self._backlog is not None
+        """Read while no backlog waits."""
+        paused = self._backlog is not None
         transport = self.transport
         if paused == self._reading_paused or transport is None or self.gone:
             return

@@ -14,10 +14,9 @@ A :class:`CarrierStream` is one accepted stream. Theory of operation:
 
 - accepted: counted as pending (at most ``server.max_pending``; more get
   1013) and given ``server.start_timeout`` to send ``start`` (else 1008);
-- ``start``: reading pauses while the bridge vets the bot and opens the
-  call (anything already read is held and replayed after), then every
-  message goes straight from picows' callback into the call's session: no
-  task, no queue;
+- ``start``: what follows waits in the socket (reading paused) while the
+  bridge vets the bot and opens the call, then every message goes straight
+  from picows' callback into the call's session: no task, no queue;
 - closed by the carrier: the call hears "caller hung up". voxgate's own
   shutdown ends the calls first (the bot hears "shutdown"), then closes the
   streams still waiting for ``start`` with 1012.
@@ -52,7 +51,6 @@ TRY_AGAIN_LATER: Final = 1013  # RFC 6455 section 7.4.1 (IANA registry)
 MESSAGE_TOO_BIG: Final = 1009
 POLICY_VIOLATION: Final = 1008
 SERVER_SHUTTING_DOWN: Final = 1012
-MAX_HELD: Final = 64  # messages read in the same turn as start, replayed once the call is open
 
 
 def stream_door(
@@ -89,12 +87,12 @@ class CarrierStream:
         self.carrier = carrier
         self.socket = FastSocket("carrier", latency_metric="outbound_latency_seconds")
         self.socket.on_message = self._before_start
+        self.socket.accepting = self._accepting
         self.socket.on_closed = self._closed
         self.session: CallSession | None = None
         self._dialect: Dialect = carrier.make_dialect()
         self._pending = False
         self._opening = False
-        self._held: list[Message] = []
         loop = asyncio.get_running_loop()
         self._deadline: asyncio.TimerHandle | None = loop.call_later(
             bridge.config.server.start_timeout, self._no_start
@@ -113,18 +111,16 @@ class CarrierStream:
     # --- before start -----------------------------------------------------------------
 
     def _before_start(self, message: Message) -> None:
-        if self._opening:
-            if len(self._held) < MAX_HELD:
-                self._held.append(message)
-            return
         if self.socket.closing:
             return
         started = self._parse_before_start(message)
         if started is not None:
-            self._opening = True
-            self.socket.pause_reading()
+            self._opening = True  # what follows waits in the socket until the call is open
             task = asyncio.ensure_future(self._open(started))
             self.bridge.track(task)
+
+    def _accepting(self) -> bool:
+        return not self._opening
 
     def _parse_before_start(self, message: Message) -> StreamStarted | None:
         try:
@@ -149,14 +145,13 @@ class CarrierStream:
         if session is None or self.socket.gone:
             if session is not None:
                 self._wind_up(session)
-            self.socket.resume_reading()  # refused: read the carrier's answer to the close
+            self._opening = False
+            self.socket.resume()  # refused: read on, up to the carrier's answer to the close
             return
         self.session = session
         self.socket.on_message = session.on_carrier_message  # from now on: straight in
-        held, self._held = self._held, []
-        for message in held:
-            session.on_carrier_message(message)
-        self.socket.resume_reading()
+        self._opening = False
+        self.socket.resume()
 
     def _no_start(self) -> None:
         self._deadline = None
