@@ -67,6 +67,7 @@ from voxgate.bridge.events import (
 )
 from voxgate.bridge.wire import (
     Fields,
+    JsonObject,
     check_frame,
     check_whole_samples,
     dump,
@@ -202,7 +203,7 @@ class V1Dialect:
             self._require_streaming("binary media frame")
             sequence, timestamp_ms = self._count_media(payload)
             return MediaReceived(payload, sequence=sequence, timestamp_ms=timestamp_ms)
-        kind, fields = _load(frame, UPSTREAM_TYPES, "bridge -> bot")
+        kind, fields = _typed(load_object(frame), UPSTREAM_TYPES, "bridge -> bot")
         if kind == "start":
             return self._parse_start(fields)
         self._require_streaming(kind)
@@ -239,10 +240,12 @@ class V1Dialect:
             payload = fast_audio(data.get("audio"), size)
             if payload is not None:
                 return AudioSent(payload)
-        frame = _checked(message)
-        if isinstance(frame, bytes):
-            return AudioSent(self._binary_audio(frame))
-        kind, fields = _load(frame, DOWNSTREAM_TYPES, "bot -> bridge")
+        if data is None:  # the slow path: checked and parsed again, errors named
+            frame = _checked(message)
+            if isinstance(frame, bytes):
+                return AudioSent(self._binary_audio(frame))
+            data = load_object(frame)
+        kind, fields = _typed(data, DOWNSTREAM_TYPES, "bot -> bridge")
         event: DownstreamEvent
         match kind:
             case "response.audio.delta":
@@ -409,9 +412,9 @@ def _checked(message: object) -> str | bytes:
     return check_frame(message, too_large_close_code=CLOSE_MESSAGE_TOO_BIG)
 
 
-def _load(text: str, known: tuple[str, ...], direction: str) -> tuple[str, Fields]:
-    """The ``type`` and fields of one JSON text message whose type is in ``known``."""
-    fields = Fields(load_object(text))
+def _typed(data: JsonObject, known: tuple[str, ...], direction: str) -> tuple[str, Fields]:
+    """The ``type`` and fields of one message's JSON object, its type one of ``known``."""
+    fields = Fields(data)
     kind = fields.kind("type", known, f"{direction} message type")
     return kind, Fields(fields.data, kind)
 

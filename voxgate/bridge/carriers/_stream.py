@@ -244,13 +244,16 @@ class CarrierDialect(ABC):
 
     def parse_upstream(self, message: Message) -> UpstreamEvent:
         """The event in a message the carrier sent."""
-        if self.stream_id is not None:  # the fast path for media, once started
-            data = fast_object(message)
-            if data is not None and data.get("event") == self.media_event:
-                event = self._fast_media(data)
-                if event is not None:
-                    return event
-        return self._dispatch(message, self._upstream)
+        data = fast_object(message)
+        if (
+            data is not None
+            and self.stream_id is not None
+            and data.get("event") == self.media_event
+        ):
+            event = self._fast_media(data)  # the fast path for media, once started
+            if event is not None:
+                return event
+        return self._dispatch(message, self._upstream, data)
 
     def _fast_media(self, data: JsonObject) -> MediaReceived | None:
         """What :meth:`_parse_media` makes of a well-formed media message; None for any
@@ -351,9 +354,14 @@ class CarrierDialect(ABC):
     # --- parsing ---------------------------------------------------------------------------
 
     def _dispatch(
-        self, message: Message, parsers: Mapping[str, Callable[[Fields], _Event]]
+        self,
+        message: Message,
+        parsers: Mapping[str, Callable[[Fields], _Event]],
+        parsed: JsonObject | None = None,
     ) -> _Event:
-        fields = Fields(load_message(message, self.name, allow_nan=True))
+        """The event of ``message``; ``parsed``: its object, when the fast path has it."""
+        data = parsed if parsed is not None else load_message(message, self.name, allow_nan=True)
+        fields = Fields(data)
         return parsers[fields.kind("event", parsers, f"{self.name} event")](fields)
 
     def _not_started(self, what: str) -> ProtocolError:
