@@ -78,7 +78,6 @@ class Bridge:
         self.scheduler = Scheduler()
         self.sessions: dict[str, CallSession] = {}
         self.streams: set[CarrierStream] = set()  # every carrier stream still connected
-        self.pending = 0  # carrier WebSockets accepted that have not started a call yet
         self.draining = False
         self.echo_url = ""
         self._echo: Server | None = None
@@ -118,6 +117,11 @@ class Bridge:
 
     # --- the calls -----------------------------------------------------------------------
 
+    @property
+    def pending(self) -> int:
+        """Carrier streams accepted that have not started a call yet."""
+        return sum(1 for stream in self.streams if stream.waiting)
+
     def track(self, task: asyncio.Future[None]) -> None:
         """Keep a task of the bridge's alive until it is done (and cancel it at stop)."""
         self._tasks.add(task)
@@ -134,16 +138,19 @@ class Bridge:
             return self.node.reserve()
         return len(self.sessions) < self.config.server.max_calls
 
-    def snapshot(self) -> dict[str, Any]:
-        """This worker's figures and calls, for its node's /metrics, /healthz and lookups."""
-        self.update_gauges()
-        return {
+    def snapshot(self, metrics: bool) -> dict[str, Any]:
+        """This worker's calls (and with ``metrics`` its figures), for its node's /healthz,
+        call lookups and /metrics."""
+        calls = {
             "slot": self.node.slot if self.node is not None else 0,
             "pid": os.getpid(),
             "draining": self.draining,
             "calls": list(self.sessions),
-            **METRICS.snapshot(),
         }
+        if not metrics:
+            return calls
+        self.update_gauges()
+        return calls | METRICS.snapshot()
 
     def update_gauges(self) -> None:
         METRICS.gauges["calls_active"] = len(self.sessions)
@@ -319,7 +326,7 @@ def create_app(config: Config, bridge: Bridge | None = None) -> Starlette:
             the_bridge.update_gauges()
             text = METRICS.render()
         else:  # every worker's figures, summed
-            merged = merged_metrics(await the_bridge.node.gather())
+            merged = merged_metrics(await the_bridge.node.gather(metrics=True))
             text = render_exposition(merged["counters"], merged["observed"], merged["gauges"])
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 

@@ -91,7 +91,7 @@ class CarrierStream:
         self.socket.on_closed = self._closed
         self.session: CallSession | None = None
         self._dialect: Dialect = carrier.make_dialect()
-        self._pending = False
+        self.waiting = False  # accepted, waiting for start (counts against max_pending)
         self._opening = False
         loop = asyncio.get_running_loop()
         self._deadline: asyncio.TimerHandle | None = loop.call_later(
@@ -105,8 +105,7 @@ class CarrierStream:
             loop.call_soon(self.socket.close, TRY_AGAIN_LATER, "too many streams starting")
             return
         METRICS.count("streams_accepted", carrier=carrier.name)
-        self._pending = True
-        bridge.pending += 1
+        self.waiting = True
 
     # --- before start -----------------------------------------------------------------
 
@@ -168,9 +167,7 @@ class CarrierStream:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        if self._pending:
-            self._pending = False
-            self.bridge.pending -= 1
+        self.waiting = False
 
     # --- the end ----------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ one lock and a count of calls per worker slot. A worker admits a call only if
 the node as a whole is below ``server.max_calls`` (:meth:`NodeLink.reserve`).
 
 Each worker also answers on a Unix socket of its own in the node's run
-directory (``worker-<slot>.sock``; one line in: ``snapshot``, one JSON object
-out): its counters, summaries, gauges, call ids, pid and whether it drains.
+directory (``worker-<slot>.sock``; one line in, ``calls`` or ``metrics``, one
+JSON object out): its call ids, pid and whether it drains, and with
+``metrics`` its counters, summaries and gauges too.
 ``/metrics`` and ``/healthz`` on any worker gather every worker's snapshot, so
 they answer for the node; :meth:`NodeLink.find_call` tells which worker holds
 a call (what the REST API of a later release uses to reach it).
@@ -60,6 +61,7 @@ LOCK_TIMEOUT: Final = 0.5  # a worker that died holding the lock must not stall 
 SNAPSHOT_TIMEOUT: Final = 2.0  # a worker that does not answer is left out of node figures
 RESTART_INTERVAL: Final = 1.0  # at most one restart per slot per second
 POLL: Final = 0.1  # how often the supervisor looks at its workers
+_COMMANDS: Final = (b"calls", b"metrics")  # what a worker's control socket answers
 
 
 class NodeShared:
@@ -93,7 +95,8 @@ class NodeLink:
     shared: NodeShared
     slot: int
     max_calls: int
-    snapshot: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    snapshot: Callable[[bool], dict[str, Any]] = field(default=lambda metrics: {})
+    """This worker's figures: its calls, and with ``True`` its metrics too."""
     _server: asyncio.AbstractServer | None = None
 
     def reserve(self) -> bool:
@@ -136,19 +139,20 @@ class NodeLink:
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            command = await asyncio.wait_for(reader.readline(), SNAPSHOT_TIMEOUT)
-            if command.strip() == b"snapshot":
-                writer.write(json.dumps(self.snapshot()).encode())
+            command = (await asyncio.wait_for(reader.readline(), SNAPSHOT_TIMEOUT)).strip()
+            if command in _COMMANDS:
+                writer.write(json.dumps(self.snapshot(command == b"metrics")).encode())
                 await writer.drain()
         except (TimeoutError, ConnectionError, ValueError):
             pass
         finally:
             writer.close()
 
-    async def gather(self) -> list[dict[str, Any]]:
-        """Every live worker's snapshot (this one's taken directly)."""
+    async def gather(self, *, metrics: bool = False) -> list[dict[str, Any]]:
+        """Every live worker's snapshot (this one's taken directly); its metrics too if asked
+        (they weigh far more than the calls: only /metrics asks)."""
         slots = range(self.shared.workers)
-        found = await asyncio.gather(*(self._ask(slot) for slot in slots))
+        found = await asyncio.gather(*(self._ask(slot, metrics) for slot in slots))
         return [snapshot for snapshot in found if snapshot is not None]
 
     async def find_call(self, call_id: str) -> int | None:
@@ -159,13 +163,13 @@ class NodeLink:
                 return slot
         return None
 
-    async def _ask(self, slot: int) -> dict[str, Any] | None:
+    async def _ask(self, slot: int, metrics: bool) -> dict[str, Any] | None:
         if slot == self.slot:
-            return self.snapshot()
+            return self.snapshot(metrics)
         try:
             async with asyncio.timeout(SNAPSHOT_TIMEOUT):
                 reader, writer = await asyncio.open_unix_connection(self.shared.socket_path(slot))
-                writer.write(b"snapshot\n")
+                writer.write(b"metrics\n" if metrics else b"calls\n")
                 data = await reader.read()
                 writer.close()
             answer: dict[str, Any] = json.loads(data)
