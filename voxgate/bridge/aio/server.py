@@ -85,9 +85,7 @@ def guarded_http(handshake_timeout: float, bridge: Bridge) -> type[asyncio.Proto
                 super().data_received(data)
                 return
             first = self._first + data
-            if STREAMS_PREFIX.startswith(first[: len(STREAMS_PREFIX)]) and len(first) < len(
-                STREAMS_PREFIX
-            ):
+            if len(first) < len(STREAMS_PREFIX) and STREAMS_PREFIX.startswith(first):
                 self._first = first  # too short to tell yet
                 return
             self._first = None
