@@ -43,3 +43,23 @@ class ProtocolError(VoxgateError):
 
 class ConfigError(VoxgateError, ValueError):
     """The configuration (TOML file or VOXGATE_* variables) is invalid."""
+
+
+class ParseError(VoxgateError, ValueError):
+    """Bytes from the network are not a well-formed message; ``str()`` says why.
+
+    The SIP, SDP and RTP/RTCP parsers raise nothing else on any input (a fuzz
+    test holds them to it).
+    """
+
+
+class SipParseError(ParseError):
+    """A SIP message is malformed; answered with 400 and the reason when it is a request."""
+
+
+class SdpParseError(ParseError):
+    """An SDP body is malformed (RFC 4566)."""
+
+
+class RtpParseError(ParseError):
+    """An RTP or RTCP packet is malformed or truncated; dropped and counted."""
