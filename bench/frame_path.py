@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from voxgate.bridge.aio import session as session_module
-from voxgate.bridge.aio.session import BotTarget, CallSession
+from voxgate.bridge.aio.session import BotTarget, CallSession, StreamLeg
 from voxgate.bridge.botlink.dialects import make_bot_dialect
 from voxgate.bridge.call_api import CallPolicy
 from voxgate.bridge.carriers.twilio import TwilioDialect
@@ -95,8 +95,8 @@ async def measure(frames: int, bot_audio: AudioFormat, profile: bool) -> dict[st
     session = CallSession(
         call_id="vx-bench",
         carrier="twilio",
+        carrier_leg=StreamLeg(dialect, carrier),  # type: ignore[arg-type]
         carrier_dialect=dialect,
-        carrier_out=carrier,  # type: ignore[arg-type]
         started=started,
         bot=BotTarget(url="ws://bot/", audio=bot_audio),
         policy=CallPolicy(),

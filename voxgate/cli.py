@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import signal
 import sys
@@ -19,6 +21,7 @@ from typing import Any
 
 from voxgate import __version__
 from voxgate.bots import echo as echo_bot
+from voxgate.bridge.aio.app import Bridge
 from voxgate.bridge.aio.server import serve
 from voxgate.config import load_config
 from voxgate.errors import ConfigError
@@ -57,6 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
 
+    dial = commands.add_parser(
+        "dial",
+        help="place an outbound SIP call through the trunk and bridge it to a bot",
+        description=(
+            "Call TARGET (a phone number or a sip: URI) through sip.trunk (with "
+            "sip.trunk_username/sip.trunk_password for its digest challenges) and bridge the "
+            "answered call to the bot, like an inbound call (direction: outbound). Prints the "
+            "result as JSON when the call is over; exit status 0 when it was answered."
+        ),
+    )
+    dial.add_argument("target", help="the number or SIP URI to call")
+    dial.add_argument("--bot", help="the bot's ws:// or wss:// URL (default: the target's route)")
+    dial.add_argument("--config", help="TOML configuration file (env: VOXGATE_CONFIG)")
+    dial.add_argument(
+        "--ring-timeout", type=float, default=30.0, help="seconds to ring before giving up"
+    )
+    dial.add_argument(
+        "--sip-port", type=int, default=0, help="local SIP port (default: any free port)"
+    )
     bot = commands.add_parser("bot", help="run a sample bot")
     bots = bot.add_subparsers(dest="bot", metavar="BOT", required=True)
     echo = bots.add_parser(
@@ -79,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "bot":
         return _echo(args)
+    if args.command == "dial":
+        return _dial(args)
     parser.print_help()
     return 0
 
@@ -105,6 +129,44 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"voxgate: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _dial(args: argparse.Namespace) -> int:
+    env = {**os.environ, "VOXGATE_SIP_PORT": str(args.sip_port), "VOXGATE_SIP_ENABLED": "true"}
+    try:
+        config = load_config(args.config, env)
+        if not config.sip.trunk:
+            raise ConfigError("sip.trunk: set the trunk to call through (VOXGATE_SIP_TRUNK)")
+    except ConfigError as error:
+        print(f"voxgate: {error}", file=sys.stderr)
+        return 2
+    setup_logging(config.log.level, config.log.format)
+    outcome: dict[str, Any] = {}
+
+    async def call() -> None:
+        bridge = Bridge(config)
+        await bridge.start()
+        try:
+            assert bridge.sip is not None
+            result = await bridge.sip.dial(
+                args.target, bot_url=args.bot, ring_timeout=args.ring_timeout
+            )
+            outcome.update(dataclasses.asdict(result))
+            for _ in range(100):  # the bot's stop and close go out before the bridge stops
+                if not bridge.sessions:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await bridge.stop()
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_fast(_until_stop_signal(call()))
+    except ConfigError as error:
+        print(f"voxgate: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(outcome or {"status": "failed", "reason": "interrupted"}))
+    return 0 if outcome.get("answered") else 1
 
 
 def _echo(args: argparse.Namespace) -> int:

@@ -94,6 +94,7 @@ class BotConfig:
     fallback: Fallback = "hangup"  # what the caller gets when the bot cannot be reached
     allow: tuple[str, ...] = ()  # patterns a per-call wss_url must match (empty: any)
     private_targets: PrivateTargets = "auto"  # per-call bots on private addresses
+    connect_ws_after_answer: int = 0  # SIP: 0 = connect the bot while ringing, 1 = after answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,35 @@ class PlivoConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SipConfig:
+    """The SIP listener (UDP) and the RTP ports of its calls; the trunk for outbound calls."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 5060
+    external_address: str = ""  # advertised in Contact and SDP (behind NAT); "" = host
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29998
+    rtp_timeout: float = 30.0  # no RTP for this long ends the call
+    codecs: tuple[str, ...] = ("PCMU", "PCMA", "L16")  # accepted, in this order when offering
+    inband_dtmf: bool = False  # also detect DTMF tones in the caller's audio
+    allow: tuple[str, ...] = ()  # addresses or networks calls may come from (empty: any)
+    realm: str = "voxgate"
+    username: str = ""  # inbound digest authentication (empty: none)
+    password: str = ""
+    trunk: str = ""  # outbound calls: the trunk's SIP URI (sip:host:port)
+    trunk_username: str = ""
+    trunk_password: str = ""
+    from_number: str = ""  # the caller id of outbound calls
+
+    def advertised(self) -> str:
+        """The address put in Contact headers and SDP."""
+        if self.external_address:
+            return self.external_address
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: LogLevel = "info"
     format: LogFormat = "json"
@@ -158,6 +188,7 @@ class Config:
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
     telnyx: TelnyxConfig = field(default_factory=TelnyxConfig)
     plivo: PlivoConfig = field(default_factory=PlivoConfig)
+    sip: SipConfig = field(default_factory=SipConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def bot_for(self, called_number: str | None) -> BotConfig:
@@ -168,6 +199,13 @@ class Config:
 
     def check_listen_safe(self) -> None:
         """Refuse a listener reachable from other hosts that anyone could call into."""
+        sip = self.sip
+        if sip.enabled and not is_loopback(sip.host) and not (sip.allow or sip.username):
+            raise ConfigError(
+                f"sip.host: refusing to take SIP calls on {sip.host} from anyone: set sip.allow "
+                "(the trunk's or PBX's addresses) or sip.username and sip.password, "
+                "or listen on 127.0.0.1"
+            )
         host = self.server.host
         if is_loopback(host) or self.server.token or self.twilio.auth_token:
             return
@@ -306,6 +344,31 @@ def _patterns(value: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _codec_names(value: str) -> tuple[str, ...]:
+    names = tuple(item.strip().upper() for item in re.split(r"[\n,]", value) if item.strip())
+    unknown = [name for name in names if name not in ("PCMU", "PCMA", "L16")]
+    if unknown or not names:
+        raise ConfigError(f"must name codecs among PCMU, PCMA, L16, got {value[:60]!r}")
+    return names
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks, one per line or separated by commas."""
+    items = tuple(item.strip() for item in re.split(r"[\n,]", value) if item.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{item[:60]!r} is not an address or network") from None
+    return items
+
+
+def _sip_uri(value: str) -> str:
+    if value and not value.startswith(("sip:", "sips:")):
+        raise ConfigError(f"must be a SIP URI (sip:host[:port]), got {value[:60]!r}")
+    return value
+
+
 def _host(value: str) -> str:
     if not value.strip() or any(char.isspace() for char in value.strip()):
         raise ConfigError(f"must be a host name or address, got {value!r}")
@@ -353,6 +416,7 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "fallback": _Key(str, _one_of(*get_args(Fallback))),
         "allow": _Key(str, _patterns, lines=True),
         "private_targets": _Key(str, _one_of(*get_args(PrivateTargets))),
+        "connect_ws_after_answer": _Key(int, _int_in(0, 1)),
     },
     "call": {
         "hangup_after_playout": _Key(bool),
@@ -376,6 +440,25 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "auth_token": _Key(str),
         "api_base": _Key(str, _base_url("https", "http")),
     },
+    "sip": {
+        "enabled": _Key(bool),
+        "host": _Key(str, _host),
+        "port": _Key(int, _int_in(0, 65535)),
+        "external_address": _Key(str),
+        "rtp_port_min": _Key(int, _int_in(1024, 65534)),
+        "rtp_port_max": _Key(int, _int_in(1024, 65534)),
+        "rtp_timeout": _Key(float, _seconds(allow_zero=False)),
+        "codecs": _Key(str, _codec_names, lines=True),
+        "inband_dtmf": _Key(bool),
+        "allow": _Key(str, _networks, lines=True),
+        "realm": _Key(str),
+        "username": _Key(str),
+        "password": _Key(str),
+        "trunk": _Key(str, _sip_uri),
+        "trunk_username": _Key(str),
+        "trunk_password": _Key(str),
+        "from_number": _Key(str),
+    },
     "log": {
         "level": _Key(str, _one_of(*get_args(LogLevel))),
         "format": _Key(str, _one_of(*get_args(LogFormat))),
@@ -389,6 +472,7 @@ _SECTION_CLASSES: Final[dict[str, type]] = {
     "twilio": TwilioConfig,
     "telnyx": TelnyxConfig,
     "plivo": PlivoConfig,
+    "sip": SipConfig,
     "log": LogConfig,
 }
 
@@ -399,6 +483,7 @@ _ENV_PREFIXES: Final = {
     "twilio": "VOXGATE_TWILIO_",
     "telnyx": "VOXGATE_TELNYX_",
     "plivo": "VOXGATE_PLIVO_",
+    "sip": "VOXGATE_SIP_",
     "log": "VOXGATE_LOG_",
 }
 
@@ -437,7 +522,16 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     bot: BotConfig = sections["bot"]
     _check_bot(bot, "bot", raw.get("bot", {}).get("dialect", (None, "default"))[1])
     routes = _build_routes(route_tables, bot, origin)
+    _check_sip(sections["sip"], origin)
     return Config(routes=routes, **sections)
+
+
+def _check_sip(sip: SipConfig, origin: str) -> None:
+    if sip.rtp_port_max - sip.rtp_port_min < 2:
+        raise ConfigError(
+            f"sip.rtp_port_min, sip.rtp_port_max: need at least two even ports between them, "
+            f"got {sip.rtp_port_min}-{sip.rtp_port_max} ({origin})"
+        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

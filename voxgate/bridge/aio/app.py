@@ -48,7 +48,14 @@ from voxgate.bridge.aio.ingress import CarrierStream, same_secret
 from voxgate.bridge.aio.node import NodeLink, merged_metrics
 from voxgate.bridge.aio.rest import CarrierRest
 from voxgate.bridge.aio.scheduler import Scheduler
-from voxgate.bridge.aio.session import BotTarget, CallSession
+from voxgate.bridge.aio.session import (
+    BotTarget,
+    CallSession,
+    CarrierAction,
+    CarrierLeg,
+    StreamLeg,
+)
+from voxgate.bridge.aio.sipserver import SipServer
 from voxgate.bridge.botlink.dialects import canonical_bot_dialect
 from voxgate.bridge.call_api import CallPolicy
 from voxgate.bridge.carriers.registry import CarrierSpec
@@ -83,6 +90,8 @@ class Bridge:
         self._echo: Server | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._held = 0  # places reserved for calls without a session yet (no node)
+        self.sip: SipServer | None = None
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient()
@@ -92,6 +101,9 @@ class Bridge:
         if self.node is not None:
             self.node.snapshot = self.snapshot
             await self.node.start()
+        if self.config.sip.enabled:
+            self.sip = SipServer(self)
+            await self.sip.start()
         prepare_filters()  # not in the middle of the first call at a new pair of rates
         # What start-up made lives as long as the process: keep the collector off it.
         gc.collect()
@@ -100,6 +112,8 @@ class Bridge:
     async def stop(self) -> None:
         self.draining = True
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())))
+        if self.sip is not None:
+            await self.sip.stop()
         waiting = list(self.streams)
         for stream in waiting:
             stream.shut_down()
@@ -136,7 +150,28 @@ class Bridge:
         """Room for one more call: on this node as a whole (a place is taken), or here."""
         if self.node is not None:
             return self.node.reserve()
-        return len(self.sessions) < self.config.server.max_calls
+        return len(self.sessions) + self._held < self.config.server.max_calls
+
+    def reserve(self) -> bool:
+        """Hold a place for a call that has no session yet (a SIP call ringing)."""
+        if self.draining or not self._admit():
+            return False
+        if self.node is None:
+            self._held += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a place :meth:`reserve` held for a call that never got a session."""
+        if self.node is not None:
+            self.node.release()
+        else:
+            self._held = max(0, self._held - 1)
+
+    def full(self) -> bool:
+        """No room for one more call (on the node, when there is one)."""
+        if self.node is not None:
+            return self.node.full()
+        return len(self.sessions) + self._held >= self.config.server.max_calls
 
     def snapshot(self, metrics: bool) -> dict[str, Any]:
         """This worker's calls (and with ``metrics`` its figures), for its node's /healthz,
@@ -193,8 +228,8 @@ class Bridge:
         session = CallSession(
             call_id=call_id,
             carrier=name,
+            carrier_leg=StreamLeg(dialect, carrier_socket),
             carrier_dialect=dialect,
-            carrier_out=carrier_socket,
             started=started,
             bot=bot,
             policy=self.policy(carrier, bot),
@@ -207,6 +242,51 @@ class Bridge:
         log.info(
             "call started: %s, bot %s (%s, %s)",
             name,
+            redact_url(bot.url),
+            bot.dialect,
+            bot.audio,
+            extra={"call_id": call_id, "carrier_call_id": started.call_id},
+        )
+        return session
+
+    def open_leg_session(
+        self,
+        carrier: str,
+        leg: CarrierLeg,
+        started: StreamStarted,
+        *,
+        carrier_action: CarrierAction | None,
+        call_id: str,
+    ) -> CallSession:
+        """The session of a call that holds a place (:meth:`reserve`; a SIP call): its bot is the
+        route's for the called number; the leg echoes no marks and can hang up and transfer.
+        Raises :class:`ConfigError` or :class:`UnsupportedFormatError` for a bad bot setting."""
+        bot = self.bot_target(started)
+        started = replace(
+            started,
+            opening_text=bot.opening_text or started.opening_text,
+            system_prompt=bot.system_prompt or started.system_prompt,
+        )
+        policy = replace(
+            self.policy_for(bot), carrier_rest=carrier_action is not None, carrier_marks=False
+        )
+        session = CallSession(
+            call_id=call_id,
+            carrier=carrier,
+            carrier_leg=leg,
+            started=started,
+            bot=bot,
+            policy=policy,
+            schedule=self.scheduler.schedule,
+            carrier_action=carrier_action,
+        )
+        if self.node is None:
+            self._held = max(0, self._held - 1)
+        self.sessions[call_id] = session
+        METRICS.count("calls_started", carrier=carrier)
+        log.info(
+            "call started: %s, bot %s (%s, %s)",
+            carrier,
             redact_url(bot.url),
             bot.dialect,
             bot.audio,
@@ -257,6 +337,14 @@ class Bridge:
         return replace(bot, address=target.address)
 
     def policy(self, carrier: CarrierSpec, bot: BotTarget) -> CallPolicy:
+        return replace(
+            self.policy_for(bot),
+            carrier_rest=carrier.rest_enabled(self.config),
+            carrier_marks=carrier.echoes_marks,
+        )
+
+    def policy_for(self, bot: BotTarget) -> CallPolicy:
+        """The call policy from the configuration, for any kind of carrier leg."""
         configured = self.config.bot
         call = self.config.call
         return CallPolicy(
@@ -265,8 +353,6 @@ class Bridge:
             reconnect_for=configured.reconnect_for,
             connect_timeout=bot.connect_timeout,
             fallback=configured.fallback,
-            carrier_rest=carrier.rest_enabled(self.config),
-            carrier_marks=carrier.echoes_marks,
             max_queued_audio=call.max_queued_audio,
             max_marks=call.max_marks,
             max_mark_name=call.max_mark_name,

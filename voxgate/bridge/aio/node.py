@@ -114,6 +114,10 @@ class NodeLink:
         finally:
             lock.release()
 
+    def full(self) -> bool:
+        """Whether the node holds ``max_calls`` calls (read without the lock: a hint)."""
+        return sum(self.shared.calls[:]) >= self.max_calls
+
     def release(self) -> None:
         lock = self.shared.calls.get_lock()
         with contextlib.suppress(Exception):

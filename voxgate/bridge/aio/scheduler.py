@@ -23,6 +23,8 @@ from voxgate.obs import METRICS
 
 log = logging.getLogger("voxgate.scheduler")
 
+NO_PROGRESS_DELAY = 0.001  # a target asking again for the instant it was just woken for waits this
+
 
 class Wakeable(Protocol):
     def wake(self, now: float) -> float | None:
@@ -90,6 +92,9 @@ class Scheduler:
                 METRICS.count("errors", kind="timer")
                 continue
             if following is not None:
+                if following <= max(now, due):  # no progress: never spin in this loop
+                    METRICS.count("errors", kind="timer_no_progress")
+                    following = max(now, due) + NO_PROGRESS_DELAY
                 self.schedule(target, following)
         if self._heap:
             self._arm(self._heap[0][0])

@@ -1,9 +1,11 @@
 """One call's sockets around its sans-I/O core.
 
-A :class:`CallSession` owns the carrier's socket (a :class:`FastSocket`),
-the attempts at the bot's socket (one :class:`BotSocket` each, opened and
-closed as the call asks), the carrier's dialect, and the call core. Everything
-received is parsed by a dialect and fed to the core; everything the core asks
+A :class:`CallSession` owns the carrier's leg (a :class:`CarrierLeg`: a
+carrier's WebSocket stream with its dialect, :class:`StreamLeg`, or a SIP
+call's dialog and RTP), the attempts at the bot's socket (one
+:class:`BotSocket` each, opened and closed as the call asks), and the call
+core. What a stream's carrier sends is parsed by its dialect (a SIP leg hands
+over events it has already made) and fed to the core; everything the core asks
 for is carried out here. Protocol errors are counted and handed to the core,
 which decides whether the stream goes on.
 
@@ -21,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 from voxgate.bridge.aio.botsocket import BotSocket, BotTarget
 from voxgate.bridge.aio.fastws import FastSocket
@@ -39,7 +41,13 @@ from voxgate.bridge.call_api import (
     ToCarrier,
 )
 from voxgate.bridge.dialect import Dialect, Message
-from voxgate.bridge.events import DtmfReceived, MediaReceived, StreamStarted
+from voxgate.bridge.events import (
+    DownstreamEvent,
+    DtmfReceived,
+    MediaReceived,
+    StreamStarted,
+    UpstreamEvent,
+)
 from voxgate.bridge.ratelimit import InboundRate, Verdict
 from voxgate.errors import ProtocolError
 from voxgate.obs import METRICS
@@ -59,7 +67,42 @@ SUMMARY_COUNTERS: Final = (  # per-call counters added to the process totals at 
 CarrierAction = Callable[[CarrierHangup | CarrierTransfer], Awaitable[str | None]]
 """Runs a carrier REST action; returns None on success, else why it failed."""
 
-__all__ = ["BotTarget", "CallSession", "CarrierAction"]
+__all__ = ["BotTarget", "CallSession", "CarrierAction", "CarrierLeg", "StreamLeg"]
+
+
+class CarrierLeg(Protocol):
+    """The caller's side of a call, as the session drives it."""
+
+    def deliver(self, event: DownstreamEvent, since: float | None) -> None:
+        """Carry out what the call asks of the carrier (audio, clear, mark, DTMF)."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """End the carrier's side (a WebSocket close code; a SIP leg sends BYE)."""
+        ...
+
+    async def wait_closed(self, timeout: float = 2.0) -> None: ...
+
+
+class StreamLeg:
+    """A carrier's WebSocket media stream: its socket and its dialect."""
+
+    __slots__ = ("dialect", "socket")
+
+    def __init__(self, dialect: Dialect, socket: FastSocket) -> None:
+        self.dialect = dialect
+        self.socket = socket
+
+    def deliver(self, event: DownstreamEvent, since: float | None) -> None:
+        message = self.dialect.format_downstream(event)
+        if message is not None:
+            self.socket.put(message, origin=since)
+
+    def close(self, code: int, reason: str) -> None:
+        self.socket.close(code, reason)
+
+    async def wait_closed(self, timeout: float = 2.0) -> None:
+        await self.socket.wait_closed(timeout)
 
 
 class CallSession:
@@ -70,8 +113,8 @@ class CallSession:
         *,
         call_id: str,
         carrier: str,
-        carrier_dialect: Dialect,
-        carrier_out: FastSocket,
+        carrier_leg: CarrierLeg,
+        carrier_dialect: Dialect | None = None,
         started: StreamStarted,
         bot: BotTarget,
         policy: CallPolicy,
@@ -82,15 +125,15 @@ class CallSession:
         self.call_id = call_id
         self.carrier = carrier
         self.bot = bot
-        self._carrier_dialect = carrier_dialect
-        self._carrier_out = carrier_out
+        self._carrier_dialect = carrier_dialect  # None: the leg hands over events
+        self._carrier_leg = carrier_leg
         self._schedule = schedule
         self._carrier_action = carrier_action
         self._inbound_rate = inbound_rate
         self._link: BotSocket | None = None  # the current attempt
         self._links: set[BotSocket] = set()  # every attempt not yet wound up
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closing: list[FastSocket] = []  # closed on the call's word: await them at shutdown
+        self._closing: list[CarrierLeg] = []  # closed on the call's word: await them at shutdown
         self._received_at = 0.0
         self._failed = False
         self._log = {"call_id": call_id}
@@ -109,6 +152,7 @@ class CallSession:
 
     def _carrier_message(self, message: Message) -> None:
         now = self._received_at = _now()
+        assert self._carrier_dialect is not None, "a stream leg has a dialect"
         try:
             event = self._carrier_dialect.parse_upstream(message)
         except ProtocolError as error:
@@ -118,10 +162,25 @@ class CallSession:
         else:
             if isinstance(event, MediaReceived) and not self._admit(event, now):
                 return
-            if isinstance(event, DtmfReceived):
-                log.info("dtmf received (%s)", event.method or "carrier", extra=self._log)
-            self.call.carrier_event(event, now)
+            self._feed(event, now)
         self._pump()
+
+    def on_carrier_events(self, events: list[UpstreamEvent], received_at: float) -> None:
+        """Events a leg without a dialect made (a SIP call's RTP and signalling)."""
+        if self._failed or not events:
+            return
+        try:
+            self._received_at = received_at
+            for event in events:
+                self._feed(event, received_at)
+            self._pump()
+        except Exception:
+            self._fail()
+
+    def _feed(self, event: UpstreamEvent, now: float) -> None:
+        if isinstance(event, DtmfReceived):
+            log.info("dtmf received (%s)", event.method or "carrier", extra=self._log)
+        self.call.carrier_event(event, now)
 
     def _admit(self, event: MediaReceived, now: float) -> bool:
         """Whether the caller's audio is within the stream's rate bound."""
@@ -166,7 +225,7 @@ class CallSession:
         if not self._failed:
             self._guard(lambda: self.call.shutdown(_now()))
             self._guard(self._pump)
-        await asyncio.gather(*(outbox.wait_closed(1.0) for outbox in self._closing))
+        await asyncio.gather(*(leg.wait_closed(1.0) for leg in self._closing))
         await asyncio.gather(*(link.wait_closed(1.0) for link in list(self._links)))
         for task in self._tasks:
             task.cancel()
@@ -226,9 +285,7 @@ class CallSession:
     def _dispatch(self, outputs: list[CallOutput]) -> None:
         for output in outputs:
             if isinstance(output, ToCarrier):
-                message = self._carrier_dialect.format_downstream(output.event)
-                if message is not None:
-                    self._carrier_out.put(message, origin=output.since)
+                self._carrier_leg.deliver(output.event, output.since)
             elif isinstance(output, ToBot):
                 self._send_bot(output)
             elif isinstance(output, ConnectBot):
@@ -236,8 +293,8 @@ class CallSession:
             elif isinstance(output, CloseBot):
                 self._close_bot(output)
             elif isinstance(output, CloseCarrier):
-                self._carrier_out.close(output.code, output.reason)
-                self._closing.append(self._carrier_out)
+                self._carrier_leg.close(output.code, output.reason)
+                self._closing.append(self._carrier_leg)
             elif isinstance(output, CarrierHangup | CarrierTransfer):
                 self._spawn(self._act(output))
             elif isinstance(output, CallEnded):
@@ -331,8 +388,8 @@ class CallSession:
         if self._link is not None:
             self._link.close(CLOSE_INTERNAL_ERROR, "internal_error")
             self._link = None
-        self._carrier_out.close(CLOSE_INTERNAL_ERROR, "internal_error")
-        self._closing.append(self._carrier_out)
+        self._carrier_leg.close(CLOSE_INTERNAL_ERROR, "internal_error")
+        self._closing.append(self._carrier_leg)
 
 
 def _now() -> float:

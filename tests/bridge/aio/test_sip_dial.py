@@ -1,0 +1,121 @@
+"""``voxgate dial``: outbound calls through a trunk played by SIPp (a real SIP peer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from e2e import run
+from scripted_bot import ScriptedBot
+from test_sip_sipp import free_udp_port, rtp_range
+
+SCENARIOS: Final = Path(__file__).parent / "sipp"
+SIPP: Final = shutil.which("sipp")
+
+pytestmark = pytest.mark.skipif(SIPP is None, reason="SIPp is installed by scripts/test")
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="voxgate-dial-") as name:
+        yield Path(name)
+
+
+async def trunk_and_dial(
+    workdir: Path, scenario: str, bot_url: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """SIPp as the trunk (UAS, one call) and ``voxgate dial`` against it, side by side."""
+    assert SIPP is not None
+    trunk_port = free_udp_port()
+    (workdir / scenario).write_text((SCENARIOS / scenario).read_text())
+    trunk = asyncio.to_thread(
+        subprocess.run,
+        [SIPP, "-sf", scenario, "-i", "127.0.0.1", "-p", str(trunk_port), "-mp",
+         str(free_udp_port() // 2 * 2), "-m", "1", "-timeout", "40s", "-timeout_error",
+         "-trace_err", "-nostdin"],
+        cwd=workdir, capture_output=True, text=True, timeout=70, check=False,
+    )  # fmt: skip
+    trunk_task = asyncio.ensure_future(trunk)
+    await asyncio.sleep(0.5)  # SIPp is listening
+    low, high = rtp_range()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
+    settings = {
+        "VOXGATE_SIP_TRUNK": f"sip:127.0.0.1:{trunk_port}",
+        "VOXGATE_SIP_FROM_NUMBER": "+15550001111",
+        "VOXGATE_SIP_RTP_PORT_MIN": str(low),
+        "VOXGATE_SIP_RTP_PORT_MAX": str(high),
+        "VOXGATE_LOG_FORMAT": "text",
+        **env,
+    }
+    command = [sys.executable, "-m", "voxgate", "dial", "+15557770000", "--bot", bot_url]
+    command += ["--ring-timeout", "10"]
+    dial = await asyncio.to_thread(
+        subprocess.run,
+        command,
+        env={**clean, **settings},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return dial, await trunk_task
+
+
+def outcome(dial: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    lines = dial.stdout.strip().splitlines()
+    assert lines, dial.stderr[-3000:]
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def test_dial_answers_the_trunks_407_and_bridges_the_answered_call(workdir: Path) -> None:
+    async def scenario() -> None:
+        async with ScriptedBot() as bot:
+
+            async def hang_up_when_started() -> dict[str, Any]:
+                connection = await bot.connection(timeout=30)
+                start = (await connection.wait_for_type("start", timeout=30))[0]
+                await asyncio.sleep(0.5)
+                await connection.send({"type": "session.hangup"})
+                return start
+
+            bot_side = asyncio.ensure_future(hang_up_when_started())
+            dial, trunk = await trunk_and_dial(
+                workdir,
+                "uas_auth.xml",
+                bot.url,
+                VOXGATE_SIP_TRUNK_USERNAME="vg",
+                VOXGATE_SIP_TRUNK_PASSWORD="pw",
+            )
+            start = await bot_side
+        assert trunk.returncode == 0, trunk.stdout[-2000:] + dial.stderr[-3000:]
+        assert dial.returncode == 0, dial.stderr[-3000:]
+        result = outcome(dial)
+        assert result["status"] == "completed" and result["answered"]
+        assert start["direction"] == "outbound"
+        assert start["carrier"]["name"] == "sip"
+        assert "pw" not in dial.stderr  # the trunk's password never reaches a log
+
+    run(scenario(), timeout=120)
+
+
+def test_dial_reports_busy(workdir: Path) -> None:
+    async def scenario() -> None:
+        async with ScriptedBot() as bot:
+            dial, trunk = await trunk_and_dial(workdir, "uas_busy.xml", bot.url)
+            assert not bot.connections  # no bot for a call that was never answered
+        assert trunk.returncode == 0, trunk.stdout[-2000:]
+        assert dial.returncode == 1
+        result = outcome(dial)
+        assert (result["status"], result["sip_status"]) == ("busy", 486)
+
+    run(scenario(), timeout=120)
