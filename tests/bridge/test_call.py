@@ -26,6 +26,7 @@ from voxgate.bridge.events import (
     DtmfSendRequested,
     ErrorReported,
     HangupRequested,
+    HoldChanged,
     MarkPlayed,
     MarkRequested,
     MediaReceived,
@@ -221,6 +222,22 @@ def test_dtmf_both_ways() -> None:
     detector = DtmfDetector()
     found = detector.feed(decode(audio, PCMU_8K)) + detector.flush()
     assert "".join(d.digit for d in found) == "19#"
+
+
+def test_dtmf_to_a_leg_that_sends_events_goes_as_an_event_not_tones() -> None:
+    driver = Driver(CallPolicy(carrier_dtmf_events=True))
+    driver.connect()
+    out = driver.bot(DtmfSendRequested("42", duration_ms=80))
+    assert driver.sent_to(ToCarrier, out) == [DtmfSendRequested("42", duration_ms=80)]
+    driver.run(1.0)
+    assert _frames(driver.sent_to(ToCarrier)) == []  # no tones queued
+
+
+def test_hold_is_reported_to_the_bot() -> None:
+    driver = Driver()
+    driver.connect()
+    assert driver.sent_to(ToBot, driver.carrier(HoldChanged(True))) == [HoldChanged(True)]
+    assert driver.sent_to(ToBot, driver.carrier(HoldChanged(False))) == [HoldChanged(False)]
 
 
 def test_transfer_without_carrier_credentials_is_an_error_and_the_call_goes_on() -> None:

@@ -99,6 +99,7 @@ from voxgate.bridge.events import (
     DtmfSendRequested,
     ErrorReported,
     HangupRequested,
+    HoldChanged,
     MarkPlayed,
     MarkRequested,
     MediaReceived,
@@ -202,6 +203,9 @@ class Call:
         elif isinstance(event, DtmfReceived):
             self.stats.dtmf_in += 1
             log.info("caller pressed a key", extra=self._log)
+            self._send_bot(event)
+        elif isinstance(event, HoldChanged):
+            log.info("caller %s", "held the call" if event.on_hold else "resumed", extra=self._log)
             self._send_bot(event)
         elif isinstance(event, MarkPlayed):
             self._playout.carrier_mark_played(event.name)
@@ -491,7 +495,13 @@ class Call:
             self._drain_playout(now)
 
     def _send_dtmf(self, event: DtmfSendRequested, now: float) -> None:
-        """Tones in-band (a media stream has no other way to send them), queued like audio."""
+        """Events for a leg that sends them (SIP: RFC 4733), else tones in-band (a media
+        stream has no other way to send them), queued like audio."""
+        if self.policy.carrier_dtmf_events:
+            self._outputs.append(ToCarrier(event))
+            self.stats.dtmf_out += len(event.digits)
+            log.info("sending %d DTMF digits as events", len(event.digits), extra=self._log)
+            return
         fmt = self.carrier_format
         tones = dtmf_sequence(event.digits, tone_ms=event.duration_ms, sample_rate=fmt.sample_rate)
         gap = np.zeros(fmt.samples_per(60), dtype=np.int16)

@@ -66,6 +66,7 @@ class CallPolicy:
     fallback: Literal["hangup", "apology"] = "hangup"
     carrier_rest: bool = False  # the carrier's REST API can hang up and transfer this call
     carrier_marks: bool = True  # the carrier echoes marks (Twilio, Telnyx)
+    carrier_dtmf_events: bool = False  # the leg sends DTMF itself (RFC 4733), not as tones
     pre_connect_buffer: float = 1.0
     max_bot_errors: int = 50  # protocol errors on one bot socket before it is closed (1008)
     max_queued_audio: float = 300.0  # call.max_queued_audio: seconds queued for the caller

@@ -8,7 +8,7 @@ the telephony side of the stream it opens to a bot. So every dialect module
 directions, in both roles:
 
 - *upstream* events travel telephony side -> application side
-  (:data:`UpstreamEvent`: started, media, DTMF, mark played, stopped, error);
+  (:data:`UpstreamEvent`: started, media, DTMF, hold, mark played, stopped, error);
 - *downstream* events travel application side -> telephony side
   (:data:`DownstreamEvent`: audio, clear, mark, DTMF to send, transfer,
   hangup, transcript).
@@ -88,6 +88,13 @@ class DtmfReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldChanged:
+    """The far end put the call on hold (``on_hold``) or took it off (a SIP re-INVITE)."""
+
+    on_hold: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MarkPlayed:
     """All audio sent before the mark ``name`` has been played to the caller (or cleared)."""
 
@@ -114,6 +121,7 @@ UpstreamEvent = (
     | StreamStarted
     | MediaReceived
     | DtmfReceived
+    | HoldChanged
     | MarkPlayed
     | StreamStopped
     | ErrorReported

@@ -32,6 +32,7 @@ from voxgate.bridge.events import (
     DtmfSendRequested,
     ErrorReported,
     HangupRequested,
+    HoldChanged,
     MarkPlayed,
     MarkRequested,
     MediaReceived,
@@ -221,6 +222,8 @@ UPSTREAM_VECTORS = [
         {"type": "dtmf", "digit": "D", "method": "inband"},
         id="dtmf-method-only",
     ),
+    pytest.param(HoldChanged(True), {"type": "hold", "on_hold": True}, id="hold"),
+    pytest.param(HoldChanged(False), {"type": "hold", "on_hold": False}, id="resume"),
     pytest.param(MarkPlayed("greeting"), {"type": "mark", "name": "greeting"}, id="mark"),
     pytest.param(
         StreamStopped("caller_hangup"), {"type": "stop", "reason": "caller_hangup"}, id="stop"
@@ -533,6 +536,8 @@ STARTED_BOT_ERRORS: list[tuple[Message, str, str]] = [
     ('{"type": "dtmf", "digit": "12"}', "missing_field", "'digit'"),
     ('{"type": "dtmf", "digit": "1", "duration_ms": -5}', "missing_field", "'duration_ms'"),
     ('{"type": "dtmf", "digit": "1", "method": ""}', "missing_field", "'method'"),
+    ('{"type": "hold"}', "missing_field", "'on_hold'"),
+    ('{"type": "hold", "on_hold": 1}', "missing_field", "'on_hold'"),
     ('{"type": "stop", "reason": ""}', "missing_field", "'reason'"),
     ('{"type": "error", "code": "bad_audio"}', "missing_field", "'message'"),
     ('{"type": "error", "code": "", "message": "x"}', "missing_field", "'code'"),

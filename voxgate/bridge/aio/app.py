@@ -257,9 +257,11 @@ class Bridge:
         *,
         carrier_action: CarrierAction | None,
         call_id: str,
+        dtmf_events: bool = False,
     ) -> CallSession:
         """The session of a call that holds a place (:meth:`reserve`; a SIP call): its bot is the
-        route's for the called number; the leg echoes no marks and can hang up and transfer.
+        route's for the called number; the leg echoes no marks, can hang up and transfer, and
+        sends DTMF as events when ``dtmf_events``.
         Raises :class:`ConfigError` or :class:`UnsupportedFormatError` for a bad bot setting."""
         bot = self.bot_target(started)
         started = replace(
@@ -268,7 +270,10 @@ class Bridge:
             system_prompt=bot.system_prompt or started.system_prompt,
         )
         policy = replace(
-            self.policy_for(bot), carrier_rest=carrier_action is not None, carrier_marks=False
+            self.policy_for(bot),
+            carrier_rest=carrier_action is not None,
+            carrier_marks=False,
+            carrier_dtmf_events=dtmf_events,
         )
         session = CallSession(
             call_id=call_id,

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 from voxgate.bridge.aio.session import CarrierAction
 from voxgate.bridge.aio.sipleg import RtpPorts, SipLeg
 from voxgate.bridge.call_api import CallState, CarrierHangup, CarrierTransfer
-from voxgate.bridge.events import DtmfReceived, StreamStarted
+from voxgate.bridge.events import DtmfReceived, HoldChanged, StreamStarted
 from voxgate.bridge.rtp.stream import MediaSetup
 from voxgate.bridge.sip.agent import AgentSettings, SipAgent
 from voxgate.bridge.sip.auth import Credentials
@@ -324,6 +324,7 @@ class SipServer:
                 started,
                 carrier_action=self._action_for(leg),
                 call_id=f"vx-{uuid.uuid4().hex[:20]}",
+                dtmf_events=leg.stream.setup.telephone_event_pt is not None,
             )
         except (ConfigError, UnsupportedFormatError) as error:
             log.error("cannot start the bot for a SIP call: %s", error, extra={"call_id": call.key})
@@ -371,6 +372,8 @@ class SipServer:
         if was != leg.on_hold:
             state = "on hold" if leg.on_hold else "resumed"
             log.info("call %s by the peer", state, extra={"call_id": leg.call_id})
+            if leg.session is not None:
+                leg.session.on_carrier_events([HoldChanged(leg.on_hold)], time.monotonic())
 
     # --- outbound calls -----------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from voxgate.bridge.events import (
     DtmfSendRequested,
     ErrorReported,
     HangupRequested,
+    HoldChanged,
     MarkPlayed,
     MarkRequested,
     MediaReceived,
@@ -96,7 +97,7 @@ CLOSE_POLICY_VIOLATION: Final = 1008  # too many protocol errors ("stop" reason 
 CLOSE_MESSAGE_TOO_BIG: Final = 1009  # a message over MAX_MESSAGE_BYTES
 CLOSE_INTERNAL_ERROR: Final = 1011  # voxgate failed on this call ("stop" reason "internal_error")
 
-UPSTREAM_TYPES: Final = ("start", "media", "dtmf", "mark", "stop", "error")
+UPSTREAM_TYPES: Final = ("start", "media", "dtmf", "hold", "mark", "stop", "error")
 """Message types bridge -> bot."""
 DOWNSTREAM_TYPES: Final = (
     *("response.audio.delta", "response.audio.clear", "mark", "dtmf.send"),
@@ -184,6 +185,8 @@ class V1Dialect:
             case DtmfReceived(digit=digit, duration_ms=duration_ms, method=method):
                 fields = {"digit": digit, "duration_ms": duration_ms, "method": method}
                 wire = {"type": "dtmf", **present(fields)}
+            case HoldChanged(on_hold=on_hold):
+                wire = {"type": "hold", "on_hold": on_hold}
             case MarkPlayed(name=name):
                 wire = {"type": "mark", "name": name}
             case StreamStopped(reason=reason):
@@ -221,6 +224,8 @@ class V1Dialect:
                     duration_ms=fields.optional_integer("duration_ms"),
                     method=fields.optional_text("method", nonempty=True),
                 )
+            case "hold":
+                event = HoldChanged(fields.flag("on_hold"))
             case "mark":
                 event = MarkPlayed(fields.text("name", nonempty=True))
             case "stop":

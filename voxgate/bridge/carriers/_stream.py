@@ -62,6 +62,7 @@ from voxgate.bridge.events import (
     DownstreamEvent,
     DtmfReceived,
     ErrorReported,
+    HoldChanged,
     MarkPlayed,
     MarkRequested,
     MediaReceived,
@@ -319,6 +320,8 @@ class CarrierDialect(ABC):
         if isinstance(event, ErrorReported):
             error = self._error_wire(event)
             return None if error is None else _dump(error)
+        if isinstance(event, HoldChanged):
+            return None  # carriers' stream protocols have no hold message
         if self.stream_id is None:
             raise self._not_started(type(event).__name__)
         wire: JsonObject = {
