@@ -23,7 +23,8 @@ from voxgate.obs import METRICS
 
 log = logging.getLogger("voxgate.scheduler")
 
-NO_PROGRESS_DELAY = 0.001  # a target asking again for the instant it was just woken for waits this
+NO_PROGRESS_DELAY = 0.003  # a target asking again for the instant it was woken for waits this
+# (more than the 2 ms within which due targets are woken together, so it is a real wait)
 
 
 class Wakeable(Protocol):
@@ -85,7 +86,7 @@ class Scheduler:
                 self.late_wakeups += 1
                 METRICS.count("scheduler_late_wakeups")
             try:
-                following = target.wake(max(now, due))  # up to 0.5 ms early counts as due
+                following = target.wake(max(now, due))  # up to 2 ms early counts as due
             except Exception:
                 call_id = getattr(target, "call_id", "")
                 log.exception("a call failed while handling its timer", extra={"call_id": call_id})

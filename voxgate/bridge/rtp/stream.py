@@ -50,7 +50,12 @@ from voxgate.bridge.rtp.jitter import Frame, JitterBuffer
 from voxgate.bridge.rtp.packet import RtpPacket, looks_like_rtcp, parse_rtp
 from voxgate.bridge.rtp.rtcp import ReceiverReport, SenderReport, parse_rtcp
 from voxgate.bridge.rtp.stats import ReceiverStats
-from voxgate.bridge.rtp.telephone_event import EventReceiver, event_packets, parse_telephone_event
+from voxgate.bridge.rtp.telephone_event import (
+    EVENT_DIGITS,
+    EventReceiver,
+    event_packets,
+    parse_telephone_event,
+)
 from voxgate.codecs.dtmf import DtmfDetector
 from voxgate.codecs.formats import AudioFormat, Encoding
 from voxgate.codecs.g711 import alaw_decode, ulaw_decode
@@ -115,6 +120,7 @@ class RtpStream:
         self._timestamp = secrets.randbits(32)
         self._first = True
         self._dtmf: deque[tuple[float, RtpPacket]] = deque()
+        self._event_end: int | None = None  # the media clock after the last event queued
         self._sent_audio = 0  # packets and octets sent, for sender reports
         self._sent_octets = 0
 
@@ -135,9 +141,11 @@ class RtpStream:
             return self._audio_in(packet, source, now)
         if pt == self.setup.telephone_event_pt:
             self._last_in = now
+            self._still_latched(source, now)
             return self._event_in(packet)
         if pt == COMFORT_NOISE_PT:
             self._last_in = now
+            self._still_latched(source, now)
             self.counters.comfort_noise += 1
         else:
             self.counters.other_type += 1
@@ -226,6 +234,12 @@ class RtpStream:
         else:
             self.counters.foreign += 1
 
+    def _still_latched(self, source: Address, now: float) -> None:
+        """Events and comfort noise from the latched source keep it latched (silence
+        suppression must not let a stranger take the stream over)."""
+        if source == self._latched:
+            self._latched_at = now
+
     def _rtcp(self, data: bytes) -> None:
         try:
             packets = parse_rtcp(data)
@@ -268,9 +282,15 @@ class RtpStream:
         if pt is None:
             return 0
         start = max(now, self._dtmf[-1][0] + 0.06) if self._dtmf else now
+        rate = self.setup.clock_rate
         queued = 0
-        for digit in digits:
-            timestamp = self._timestamp
+        for digit in (d for d in digits if d.upper() in EVENT_DIGITS):
+            # RFC 4733 2.5.1.2: the timestamp is the event's start on the media clock; each
+            # event gets its own, after the previous one's end
+            timestamp = (self._timestamp + round((start - now) * rate)) & 0xFFFFFFFF
+            if self._event_end is not None and _before(timestamp, self._event_end):
+                timestamp = self._event_end
+            self._event_end = (timestamp + duration_ms * rate // 1000 + 1) & 0xFFFFFFFF
             for scheduled in event_packets(digit, duration_ms, self.setup.clock_rate):
                 packet = RtpPacket(
                     payload_type=pt,
@@ -326,3 +346,8 @@ class RtpStream:
             "rtp_ssrc_changes": self.counters.ssrc_changes,
             "dtmf_in": self.counters.dtmf_in,
         }
+
+
+def _before(a: int, b: int) -> bool:
+    """Whether RTP timestamp ``a`` comes before ``b`` (modulo 2**32)."""
+    return a != b and ((b - a) & 0xFFFFFFFF) < 0x80000000
