@@ -179,6 +179,11 @@ LIST_HEADERS: Final = frozenset(
 )
 
 
+def clip(text: str, limit: int = 60) -> str:
+    """``repr(text)`` of at most ``limit`` characters of it, so that errors stay short."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}..."
+
+
 def canonical_name(name: str) -> str:
     """The stored spelling of a header name: compact form expanded, well-known names fixed."""
     return _CANONICAL.get(name.lower(), name)
@@ -240,17 +245,17 @@ def parse_params(text: str) -> dict[str, str | None]:
     if not body:
         return params
     if not body.startswith(";"):
-        raise SipParseError(f"parameters must start with ';': {text[:40]!r}")
+        raise SipParseError(f"parameters must start with ';': {clip(text)}")
     for part in split_outside_quotes(body[1:], ";"):
         name, has_value, raw = part.partition("=")
         name = name.strip(" \t")
         if not is_token(name):
-            raise SipParseError(f"bad parameter name {name!r} in {text!r}")
+            raise SipParseError(f"bad parameter name {clip(name)} in {clip(text)}")
         value = raw.strip(" \t") if has_value else None
         if value is not None and not (
             _PARAM_VALUE.fullmatch(value) or _QUOTED_STRING.fullmatch(value)
         ):
-            raise SipParseError(f"bad value {value!r} for parameter {name!r}")
+            raise SipParseError(f"bad value {clip(value)} for parameter {clip(name)}")
         params.setdefault(name.lower(), value)
     return params
 
@@ -266,7 +271,7 @@ def parse_cseq(text: str) -> tuple[int, str]:
     """``"4711 INVITE"`` -> ``(4711, "INVITE")``; the number below 2**31, the method a token."""
     match = _CSEQ.fullmatch(text)
     if match is None:
-        raise SipParseError(f"malformed CSeq {text!r}")
+        raise SipParseError(f"malformed CSeq {clip(text)}")
     digits, method = match.groups()
     return bounded_int(digits, MAX_CSEQ, "CSeq number"), method
 
@@ -274,16 +279,16 @@ def parse_cseq(text: str) -> tuple[int, str]:
 def bounded_int(digits: str, bound: int, what: str) -> int:
     """``digits`` (ASCII, leading zeros allowed) as an int below ``bound``; else an error."""
     if not (digits.isascii() and digits.isdigit()):
-        raise SipParseError(f"{what} {digits!r} is not a number")
+        raise SipParseError(f"{what} {clip(digits)} is not a number")
     significant = digits.lstrip("0") or "0"
     if len(significant) > len(str(bound)) or int(significant) >= bound:
-        raise SipParseError(f"{what} {digits} is too large")
+        raise SipParseError(f"{what} {digits[:30]}{'...' * (len(digits) > 30)} is too large")
     return int(significant)
 
 
 def _checked(name: str, value: str) -> tuple[str, str]:
     if not is_token(name):
-        raise SipParseError(f"header name {name!r} is not a token")
+        raise SipParseError(f"header name {clip(name)} is not a token")
     if _LINE_BREAK.search(value):
         raise SipParseError(f"header {name} value holds a line break")
     return canonical_name(name), value

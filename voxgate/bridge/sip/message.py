@@ -20,7 +20,7 @@ transport has framed. It raises nothing but :class:`SipParseError` on any bytes,
 6. Checks a transaction or dialog layer relies on: To, From, CSeq, Call-ID and Via present
    (section 8.1.1; responses carry the same five, section 8.2.6.2), To/From/Call-ID/CSeq/
    Max-Forwards/Content-Length at most once, CSeq well formed and (requests) naming the
-   request's method (section 8.2.2/12.2.2), every Via, From, To, Contact, Route and
+   request's method (section 8.1.1.5), every Via, From, To, Contact, Route and
    Record-Route value parseable, the Request-URI a URI without headers (section 19.1.1).
 
 :meth:`Request.serialize` / :meth:`Response.serialize` write the start line, every stored
@@ -39,6 +39,7 @@ from typing import Final, TypeAlias
 from voxgate.bridge.sip.headers import (
     Headers,
     bounded_int,
+    clip,
     is_token,
     parse_cseq,
     parse_params,
@@ -242,7 +243,7 @@ def _header_fields(lines: list[str]) -> list[tuple[str, str]]:
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
         if not colon or not is_token(name):
-            raise SipParseError(f"malformed header line {line[:40]!r}")
+            raise SipParseError(f"malformed header line {clip(line)}")
         fields.append((name, value.strip(" \t")))
     return fields
 
@@ -254,7 +255,7 @@ def _framed_body(headers: Headers, rest: bytes) -> bytes:
     if len(lengths) > 1:
         raise SipParseError("more than one Content-Length")
     if lengths[0].startswith("-"):
-        raise SipParseError(f"negative Content-Length {lengths[0]}")
+        raise SipParseError(f"negative Content-Length {clip(lengths[0])}")
     length = bounded_int(lengths[0], 2**31, "Content-Length")
     if length > len(rest):
         raise SipParseError(f"truncated body: Content-Length {length}, {len(rest)} bytes present")
@@ -267,14 +268,14 @@ def _start_line(line: str, headers: Headers, body: bytes) -> Message:
         code, _, reason = rest.partition(" ")
         _check_version(version, "status line")
         if not (len(code) == 3 and code.isascii() and code.isdigit() and "100" <= code <= "699"):
-            raise SipParseError(f"malformed status code {code[:20]!r}")
+            raise SipParseError(f"malformed status code {clip(code)}")
         return Response(int(code), reason, headers, body)
     parts = line.split(" ")
     if len(parts) != 3 or not all(parts):
         raise SipParseError("request line is not METHOD SP Request-URI SP SIP/2.0")
     method, uri, version = parts
     if not is_token(method):
-        raise SipParseError(f"method {method[:40]!r} is not a token")
+        raise SipParseError(f"method {clip(method)} is not a token")
     _check_version(version, "request line")
     parsed = check_uri(uri)
     if parsed is not None and parsed.headers:
@@ -286,7 +287,7 @@ def _check_version(version: str, where: str) -> None:
     if not _VERSION.fullmatch(version):
         raise SipParseError(f"malformed {where}")
     if version.upper() != SIP_VERSION:
-        raise SipParseError(f"{UNSUPPORTED_VERSION} {version}")
+        raise SipParseError(f"{UNSUPPORTED_VERSION} {version[:30]}")
 
 
 def _check(message: Message) -> None:
@@ -299,10 +300,10 @@ def _check(message: Message) -> None:
             raise SipParseError(f"more than one {name} header")
     call_id = headers.get_all("Call-ID")[0]
     if not call_id or any(char in call_id for char in " \t"):
-        raise SipParseError(f"malformed Call-ID {call_id[:40]!r}")
+        raise SipParseError(f"malformed Call-ID {clip(call_id)}")
     _, method = parse_cseq(headers.get_all("CSeq")[0])
     if isinstance(message, Request) and method != message.method:
-        raise SipParseError(f"CSeq method {method!r} differs from {message.method!r}")
+        raise SipParseError(f"CSeq method {clip(method)} differs from {message.method!r}")
     for max_forwards in headers.get_all("Max-Forwards"):
         bounded_int(max_forwards, 256, "Max-Forwards")  # RFC 3261 section 20.22: 0-255
     for via in headers.get_all("Via"):

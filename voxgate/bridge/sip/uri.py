@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from voxgate.bridge.sip.headers import bounded_int, format_params, parse_params
+from voxgate.bridge.sip.headers import bounded_int, clip, format_params, parse_params
 from voxgate.errors import SipParseError
 
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
@@ -43,8 +43,8 @@ _HOSTNAME: Final = re.compile(r"[A-Za-z0-9\-._]+")  # '_' is lenient: seen in th
 # RFC 3966 section 3: global or local number, with visual separators.
 _TEL_NUMBER: Final = re.compile(r"\+?[0-9A-Fa-f*#\-.()]+")
 _NOT_IN_URI: Final = re.compile(r'[\x00-\x20\x7f<>"]')
-_TOKEN_WORDS: Final = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*")
 _TOKEN_CLASS: Final = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_TOKEN_WORDS: Final = re.compile(rf"{_TOKEN_CLASS}(?:[ \t]+{_TOKEN_CLASS})*")
 _VIA: Final = re.compile(
     rf"[ \t]*({_TOKEN_CLASS})[ \t]*/[ \t]*({_TOKEN_CLASS})[ \t]*/[ \t]*({_TOKEN_CLASS})"
     r"[ \t]+(\[[^\]]*\]|[^ \t:\[\]]+)(?:[ \t]*:[ \t]*([0-9]*))?[ \t]*"
@@ -96,20 +96,20 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket or "%" in host:
-            raise SipParseError(f"malformed IPv6 reference {text!r}")
+            raise SipParseError(f"malformed IPv6 reference {clip(text)}")
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise SipParseError(f"malformed IPv6 address {host!r}") from None
+            raise SipParseError(f"malformed IPv6 address {clip(host)}") from None
     else:
         host, colon, port_text = text.partition(":")
         rest = colon + port_text
         if not _HOSTNAME.fullmatch(host):
-            raise SipParseError(f"malformed host {host!r}")
+            raise SipParseError(f"malformed host {clip(host)}")
     if not rest:
         return host, None
     if not rest.startswith(":"):
-        raise SipParseError(f"junk after host in {text!r}")
+        raise SipParseError(f"junk after host in {clip(text)}")
     return host, bounded_int(rest[1:], _MAX_PORT, "port")
 
 
@@ -118,7 +118,7 @@ def _uri_params(text: str) -> dict[str, str | None]:
     for part in text.split(";"):
         name, has_value, value = part.partition("=")
         if not _PARAM_CHARS.fullmatch(name) or (has_value and not _PARAM_CHARS.fullmatch(value)):
-            raise SipParseError(f"malformed URI parameter {part!r}")
+            raise SipParseError(f"malformed URI parameter {clip(part)}")
         params.setdefault(name.lower(), value if has_value else None)
     return params
 
@@ -128,7 +128,7 @@ def _uri_headers(text: str) -> dict[str, str]:
     for part in text.split("&"):
         name, has_value, value = part.partition("=")
         if not (name and has_value and _HEADER_CHARS.fullmatch(name + value)):
-            raise SipParseError(f"malformed URI header {part!r}")
+            raise SipParseError(f"malformed URI header {clip(part)}")
         headers.setdefault(name, value)
     return headers
 
@@ -136,7 +136,7 @@ def _uri_headers(text: str) -> dict[str, str]:
 def _parse_tel(rest: str) -> SipUri:
     number, semi, param_text = rest.partition(";")
     if not _TEL_NUMBER.fullmatch(number):
-        raise SipParseError(f"malformed tel: number {number!r}")
+        raise SipParseError(f"malformed tel: number {clip(number)}")
     params = _uri_params(param_text) if semi else {}
     return SipUri("tel", number, "", None, params)
 
@@ -145,18 +145,18 @@ def parse_uri(text: str) -> SipUri:
     """Parse a sip:, sips: or tel: URI (no surrounding whitespace, no angle brackets)."""
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME.fullmatch(scheme):
-        raise SipParseError(f"not a URI: {text!r}")
+        raise SipParseError(f"not a URI: {clip(text)}")
     scheme = scheme.lower()
     if scheme == "tel":
         return _parse_tel(rest)
     if scheme not in ("sip", "sips"):
-        raise SipParseError(f"unsupported URI scheme {scheme!r}")
+        raise SipParseError(f"unsupported URI scheme {clip(scheme)}")
     user = password = None
     userinfo, at, hostpart = rest.partition("@")  # '@' is escaped everywhere after userinfo
     if at:
         user, has_password, secret = userinfo.partition(":")
         if not _USER.fullmatch(user) or not _PASSWORD.fullmatch(secret):
-            raise SipParseError(f"malformed userinfo {userinfo!r}")
+            raise SipParseError(f"malformed userinfo {clip(userinfo)}")
         password = secret if has_password else None
     else:
         hostpart = userinfo
@@ -172,7 +172,7 @@ def check_uri(text: str) -> SipUri | None:
     """Validate an absolute URI; parse it if sip/sips/tel, else return None (opaque)."""
     scheme, colon, rest = text.partition(":")
     if not colon or not rest or not _SCHEME.fullmatch(scheme) or _NOT_IN_URI.search(text):
-        raise SipParseError(f"malformed URI {text!r}")
+        raise SipParseError(f"malformed URI {clip(text)}")
     if scheme.lower() in ("sip", "sips", "tel"):
         return parse_uri(text)
     return None
@@ -227,7 +227,7 @@ def _unquote(text: str) -> tuple[str, str]:
             char = text[index]
         chars.append(char)
         index += 1
-    raise SipParseError(f"unterminated quoted string in {text!r}")
+    raise SipParseError(f"unterminated quoted string in {clip(text)}")
 
 
 def parse_name_addr(text: str) -> NameAddr:
@@ -238,7 +238,7 @@ def parse_name_addr(text: str) -> NameAddr:
         display, rest = _unquote(text)
         rest = rest.lstrip(" \t")
         if not rest.startswith("<"):
-            raise SipParseError(f"display name without <URI> in {text!r}")
+            raise SipParseError(f"display name without <URI> in {clip(text)}")
         return _angle_form(display, rest)
     angle = text.find("<")
     semi = text.find(";")
@@ -247,13 +247,13 @@ def parse_name_addr(text: str) -> NameAddr:
         # RFC 3261 25.1 display-name = *(token LWS) / quoted-string; no LWS needed before '<'
         # (RFC 4475 section 3.1.1.6 calls that a specification bug).
         if words and not _TOKEN_WORDS.fullmatch(words):
-            raise SipParseError(f"unquoted display name {words!r} is not tokens")
+            raise SipParseError(f"unquoted display name {clip(words)} is not tokens")
         display = " ".join(words.split()) if words else None
         return _angle_form(display, text[angle:])
     uri, semi_found, param_text = text.partition(";")
     uri = uri.rstrip(" \t")
     if "," in uri or "?" in uri:
-        raise SipParseError(f"a URI holding ',', ';' or '?' must be in <>: {uri!r}")
+        raise SipParseError(f"a URI holding ',', ';' or '?' must be in <>: {clip(uri)}")
     check_uri(uri)
     return NameAddr(uri, None, parse_params(";" + param_text) if semi_found else {})
 
@@ -261,7 +261,7 @@ def parse_name_addr(text: str) -> NameAddr:
 def _angle_form(display: str | None, text: str) -> NameAddr:
     uri, closed, rest = text[1:].partition(">")
     if not closed:
-        raise SipParseError(f"unterminated <URI> in {text!r}")
+        raise SipParseError(f"unterminated <URI> in {clip(text)}")
     check_uri(uri)
     return NameAddr(uri, display, parse_params(rest))
 
@@ -293,7 +293,7 @@ def parse_via(text: str) -> Via:
     head, semi, param_text = text.partition(";")
     match = _VIA.fullmatch(head)
     if match is None:
-        raise SipParseError(f"malformed Via {text!r}")
+        raise SipParseError(f"malformed Via {clip(text)}")
     name, version, transport, host_text, port_text = match.groups()
     if name.upper() != "SIP" or version != "2.0":
         raise SipParseError(f"unsupported Via protocol {name}/{version}")
