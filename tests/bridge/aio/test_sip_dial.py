@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import pytest
 from e2e import run
 from scripted_bot import ScriptedBot
-from test_sip_sipp import free_udp_port, rtp_range
-
-SCENARIOS: Final = Path(__file__).parent / "sipp"
-SIPP: Final = shutil.which("sipp")
+from sipp_peer import SCENARIOS, SIPP, free_udp_port, rtp_range
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="SIPp is installed by scripts/test")
 

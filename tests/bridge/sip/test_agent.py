@@ -319,6 +319,28 @@ def test_a_hold_reinvite_is_answered_recvonly_and_reported() -> None:
     assert isinstance(event, MediaUpdated) and event.negotiated.on_hold
 
 
+def test_a_reinvite_keeps_the_calls_codec_or_gets_488() -> None:
+    agent = make_agent()
+    call, _ = answered(agent)  # PCMA, the offer's first
+    agent.receive(ack(call.local_tag), PEER, 0.1)
+    swapped = OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 0 8 101")
+    agent.receive(
+        request("INVITE", branch="z9hG4bK-r1", cseq=2, to_tag=call.local_tag, body=swapped),
+        PEER,
+        1.0,
+    )
+    ok = sent(agent)[-1]
+    assert isinstance(ok, Response) and ok.status == 200
+    assert "m=audio 20000 RTP/AVP 8 101" in ok.body.decode()
+    pcmu_only = OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 0 101")
+    agent.receive(
+        request("INVITE", branch="z9hG4bK-r2", cseq=3, to_tag=call.local_tag, body=pcmu_only),
+        PEER,
+        2.0,
+    )
+    assert statuses(agent)[-1] == 488
+
+
 def test_a_reinvite_before_the_ack_gets_500_with_retry_after() -> None:
     agent = make_agent()
     call, _ = answered(agent)

@@ -101,10 +101,10 @@ class Bridge:
         if self.node is not None:
             self.node.snapshot = self.snapshot
             await self.node.start()
-        if self.config.sip.enabled:
+        prepare_filters()  # not in the middle of the first call at a new pair of rates
+        if self.config.sip.enabled:  # after that: a SIP call may come at once
             self.sip = SipServer(self)
             await self.sip.start()
-        prepare_filters()  # not in the middle of the first call at a new pair of rates
         # What start-up made lives as long as the process: keep the collector off it.
         gc.collect()
         gc.freeze()

@@ -112,6 +112,7 @@ class SipLeg:
         *,
         schedule: Callable[[SipLeg, float | None], None],
         hang_up: Callable[[SipLeg], None],
+        done: Callable[[SipLeg], None],
         rtp_timeout: float,
         inband_dtmf: bool,
     ) -> None:
@@ -124,6 +125,7 @@ class SipLeg:
         self.ended = False
         self._schedule = schedule
         self._hang_up = hang_up
+        self._done = done
         self._rtp_timeout = rtp_timeout
         self._transport: asyncio.DatagramTransport | None = None
         self._port = 0
@@ -260,7 +262,9 @@ class SipLeg:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        self._closed.set()
+        if not self._closed.is_set():
+            self._closed.set()
+            self._done(self)
 
 
 def _silence(setup: MediaSetup) -> bytes:

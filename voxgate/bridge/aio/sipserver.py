@@ -255,6 +255,7 @@ class SipServer:
             setup,
             schedule=self.bridge.scheduler.schedule,
             hang_up=self._hang_up,
+            done=self._leg_done,
             rtp_timeout=self.config.rtp_timeout,
             inband_dtmf=self.config.inband_dtmf,
         )
@@ -441,6 +442,7 @@ class SipServer:
             setup,
             schedule=self.bridge.scheduler.schedule,
             hang_up=self._hang_up,
+            done=self._leg_done,
             rtp_timeout=self.config.rtp_timeout,
             inband_dtmf=self.config.inband_dtmf,
         )
@@ -457,6 +459,13 @@ class SipServer:
             log.info("outbound call answered", extra={"call_id": leg.call_id})
 
     # --- what the call asks of SIP ------------------------------------------------------------
+
+    def _leg_done(self, leg: SipLeg) -> None:
+        """The leg's media is over: its session leaves the bridge (once its call has
+        finished what it is doing: the leg may close in the middle of the call's work)."""
+        session = leg.session
+        if session is not None:
+            asyncio.get_running_loop().call_soon(self.bridge.forget, session)
 
     def _hang_up(self, leg: SipLeg) -> None:
         self.agent.at(time.monotonic()).hangup(leg.sip)

@@ -16,7 +16,7 @@ Requests outside a dialog:
   to address a response (RFC 3261 8.2.2 leaves no choice: a request without
   Via/From/To/Call-ID/CSeq cannot be answered), else dropped; counted either way;
 - a source outside ``sip.allow``: 403;
-- OPTIONS: 200 with Allow/Accept/Supported, or 503 with Retry-After while the
+- OPTIONS: 200 with Allow and Accept, or 503 with Retry-After while the
   node drains or is full (a load balancer's probe, Kamailio's dispatcher);
 - INVITE: 100 Trying at once (the transaction layer stops the peer's
   retransmissions with it), then in this order: 503 + Retry-After when busy,
@@ -442,6 +442,8 @@ class SipAgent:
         offer = _offer(request)
         if offer is None:  # a session refresh without SDP: answer with the same session
             negotiated = call.negotiated
+        elif call.negotiated is not None:  # the call's codec stays (its transcoder is made)
+            negotiated = negotiate(offer, accept=(call.negotiated.codec.name,))
         else:
             negotiated = negotiate(offer, accept=self.settings.codecs)
         if negotiated is None or call.negotiated is None or call.media_address is None:

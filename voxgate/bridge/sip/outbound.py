@@ -88,7 +88,7 @@ def start_outbound(
         invite=invite,
         source=trunk,
         caller=caller,
-        called=request_uri,
+        called=_user_part(request_uri),
         local_tag=local_tag,
         offer=offer,
         media_address=media,
@@ -228,6 +228,12 @@ def _answer(call: SipCall, response: Response) -> Negotiated | None:
         return accept_answer(call.offer, parse_sdp(response.body))
     except SdpParseError:
         return None
+
+
+def _user_part(uri: str) -> str:
+    """The number in ``sip:+1555...@host`` (what routes match), else the URI itself."""
+    user = uri.split(":", 1)[-1].split("@", 1)[0] if "@" in uri else ""
+    return user.split(";", 1)[0] or uri
 
 
 def _failure(status: int) -> str:

@@ -432,7 +432,7 @@ def answer_sdp(
     """The answer to ``offer``: one line per offered ``m=`` line, only the chosen one live."""
     chosen = _chosen_index(offer, negotiated)
     event = negotiated.telephone_event
-    codecs = (negotiated.codec,) + ((replace(event, fmtp="0-16"),) if event else ())
+    codecs = (negotiated.codec,) + ((replace(event, fmtp=event.fmtp or "0-16"),) if event else ())
     direction, ptime = negotiated.direction, negotiated.ptime
     live = MediaDescription("audio", port, "RTP/AVP", codecs, None, direction, ptime)
     media = tuple(live if i == chosen else _rejected(m) for i, m in enumerate(offer.media))
