@@ -275,10 +275,11 @@ def test_a_stop_signal_drains_the_calls_under_way_first() -> None:
 # --- voxgate bot echo: every option also an environment variable ---------------------
 
 
-def test_help_describes_what_exists_not_the_planned_sip_leg() -> None:
+def test_help_describes_what_exists_both_ingresses_and_dial() -> None:
     done = _run("--help")
-    assert "SIP" not in done.stdout
+    assert "SIP" in done.stdout
     assert "WebSocket" in done.stdout
+    assert "dial" in done.stdout
 
 
 def test_serve_help_names_the_variables_behind_its_options(

@@ -28,8 +28,8 @@ from voxgate.errors import ConfigError
 from voxgate.obs import setup_logging
 
 DESCRIPTION = (
-    "voxgate bridges telephone calls, streamed by a carrier over WebSocket, "
-    "to AI voice bots over WebSocket."
+    "voxgate bridges telephone calls, from a SIP trunk or PBX or streamed by a carrier "
+    "over WebSocket, to AI voice bots over WebSocket."
 )
 
 
