@@ -158,6 +158,7 @@ ENV_VECTORS = [  # (variable, text, section.key, value)
     ("VOXGATE_SIP_TRUNK_USERNAME", "u1", "sip.trunk_username", "u1"),
     ("VOXGATE_SIP_TRUNK_PASSWORD", "p1", "sip.trunk_password", "p1"),
     ("VOXGATE_SIP_FROM_NUMBER", "+15550001111", "sip.from_number", "+15550001111"),
+    ("VOXGATE_SIP_REGISTER", "true", "sip.register", True),
     ("VOXGATE_LOG_LEVEL", "DEBUG", "log.level", "debug"),
     ("VOXGATE_LOG_FORMAT", "text", "log.format", "text"),
 ]

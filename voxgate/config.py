@@ -165,6 +165,7 @@ class SipConfig:
     trunk_username: str = ""
     trunk_password: str = ""
     from_number: str = ""  # the caller id of outbound calls
+    register: bool = False  # keep voxgate registered with the trunk
 
     def advertised(self) -> str:
         """The address put in Contact headers and SDP."""
@@ -200,6 +201,8 @@ class Config:
     def check_listen_safe(self) -> None:
         """Refuse a listener reachable from other hosts that anyone could call into."""
         sip = self.sip
+        if sip.register and not sip.trunk:
+            raise ConfigError("sip.register: set sip.trunk, the registrar to register with")
         if sip.enabled and not is_loopback(sip.host) and not (sip.allow or sip.username):
             raise ConfigError(
                 f"sip.host: refusing to take SIP calls on {sip.host} from anyone: set sip.allow "
@@ -458,6 +461,7 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "trunk_username": _Key(str),
         "trunk_password": _Key(str),
         "from_number": _Key(str),
+        "register": _Key(bool),
     },
     "log": {
         "level": _Key(str, _one_of(*get_args(LogLevel))),

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from e2e import run
 from scripted_bot import ScriptedBot
-from sipp_peer import SCENARIOS, SIPP, free_udp_port, rtp_range
+from sipp_peer import SCENARIOS, SIPP, free_udp_port, rtp_range, sip_node
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="SIPp is installed by scripts/test")
 
@@ -115,3 +115,42 @@ def test_dial_reports_busy(workdir: Path) -> None:
         assert (result["status"], result["sip_status"]) == ("busy", 486)
 
     run(scenario(), timeout=120)
+
+
+def test_voxgate_registers_with_the_trunk_answering_its_digest_challenge(workdir: Path) -> None:
+    async def scenario() -> None:
+        assert SIPP is not None
+        trunk_port = free_udp_port()
+        (workdir / "uas_register.xml").write_text((SCENARIOS / "uas_register.xml").read_text())
+        command = [SIPP, "-sf", "uas_register.xml", "-i", "127.0.0.1", "-p", str(trunk_port)]
+        command += ["-m", "1", "-timeout", "30s", "-timeout_error", "-trace_err", "-nostdin"]
+        run_sipp = asyncio.to_thread(
+            subprocess.run,
+            command,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        registrar = asyncio.ensure_future(run_sipp)
+        await asyncio.sleep(0.5)
+        env = {
+            "VOXGATE_SIP_TRUNK": f"sip:127.0.0.1:{trunk_port}",
+            "VOXGATE_SIP_REGISTER": "true",
+            "VOXGATE_SIP_TRUNK_USERNAME": "vg",
+            "VOXGATE_SIP_TRUNK_PASSWORD": "pw",
+        }
+        async with sip_node(workdir, **env):
+            result = await registrar
+            log = workdir / "serve.log"
+            for _ in range(100):
+                if b"registered with the trunk" in log.read_bytes():
+                    break
+                await asyncio.sleep(0.05)
+        assert result.returncode == 0, result.stdout[-2000:] + log.read_text()[-3000:]
+        text = log.read_text()
+        assert "registered with the trunk for 120 s" in text
+        assert "pw" not in text.replace("pcmu", "")  # the password never reaches the log
+
+    run(scenario(), timeout=90)

@@ -57,6 +57,7 @@ from voxgate.bridge.sip.calls import (
 )
 from voxgate.bridge.sip.message import parse_uri
 from voxgate.bridge.sip.outbound import start_outbound
+from voxgate.bridge.sip.register import Registration, RegistrationTarget
 from voxgate.bridge.sip.sdp import Negotiated, offer_sdp
 from voxgate.codecs.formats import Encoding
 from voxgate.errors import ConfigError, UnsupportedFormatError
@@ -144,6 +145,24 @@ class SipServer:
         if port != self.agent.settings.port:  # port 0: the one the system chose
             self.agent.settings = _with_port(self.agent.settings, port)
         log.info("SIP listening on %s:%d (UDP)", self.config.host, port)
+        if self.config.register:
+            await self._register()
+
+    async def _register(self) -> None:
+        """Keep voxgate registered with ``sip.trunk`` (RFC 3261 10; the agent refreshes)."""
+        registrar = await _trunk_address(self.config.trunk)
+        credentials = None
+        if self.config.trunk_username:
+            credentials = Credentials(self.config.trunk_username, self.config.trunk_password)
+        target = RegistrationTarget(
+            registrar=registrar,
+            domain=parse_uri(self.config.trunk).host,
+            username=self.config.trunk_username or "voxgate",
+            contact=self.agent.contact(),
+            via=self.agent.via(),
+        )
+        self.agent.registration = Registration(target, credentials)
+        self._fire()
 
     @property
     def port(self) -> int:

@@ -72,6 +72,7 @@ from voxgate.bridge.sip.message import (
     parse_via,
     response_to,
 )
+from voxgate.bridge.sip.register import Registration
 from voxgate.bridge.sip.rescue import bad_request_reply
 from voxgate.bridge.sip.sdp import (
     SessionDescription,
@@ -134,6 +135,7 @@ class SipAgent:
         self._nonces = auth.NonceSource(settings.nonce_secret or b"voxgate")
         self._keys = itertools.count(1)
         self.counters: dict[str, int] = {}
+        self.registration: Registration | None = None  # to a trunk, when configured
         self._now = 0.0
 
     # --- what comes in -----------------------------------------------------------------------
@@ -159,6 +161,10 @@ class SipAgent:
     def handle_timer(self, now: float) -> None:
         self._now = now
         self.outbox += self.layer.handle_timer(now)
+        if self.registration is not None:
+            register = self.registration.due(now)
+            if register is not None:
+                self.send_request(register, self.registration.target.registrar)
         for key, retransmit in list(self._retransmits.items()):
             self.outbox += retransmit.handle_timer(now)
             if retransmit.timed_out:
@@ -167,7 +173,8 @@ class SipAgent:
         self._take_layer_events(now)
 
     def next_due(self) -> float | None:
-        dues = [d for d in (self.layer.next_due(),) if d is not None]
+        registering = self.registration.next_due() if self.registration is not None else None
+        dues = [d for d in (self.layer.next_due(), registering) if d is not None]
         dues += [d for r in self._retransmits.values() if (d := r.next_due()) is not None]
         return min(dues) if dues else None
 
@@ -489,6 +496,10 @@ class SipAgent:
 
     def _response_in(self, response: Response) -> None:
         method = (response.headers.get("CSeq") or " ").split()[-1].upper()
+        registration = self.registration
+        if method == "REGISTER" and registration and registration.owns(_branch(response)):
+            self._registered(registration, response)
+            return
         call = self._for_response(response)
         if call is None:
             return
@@ -499,7 +510,24 @@ class SipAgent:
             reason = f"the peer refused the transfer ({response.status})"
             self.events.append(TransferDone(call, ok=False, reason=reason))
 
+    def _registered(self, registration: Registration, response: Response) -> None:
+        was = registration.state
+        again = registration.response(response, self._now)
+        if again is not None:
+            self.send_request(again, registration.target.registrar)
+        elif registration.state == "registered" and was != "registered":
+            log.info("registered with the trunk for %d s", registration.granted or 0)
+        elif registration.state == "failed":
+            self._count("register_failed")
+            log.error("registration with the trunk failed (%d)", response.status)
+
     def _timed_out(self, request: Request) -> None:
+        registration = self.registration
+        if request.method == "REGISTER" and registration and registration.owns(_branch(request)):
+            self._count("register_failed")
+            log.error("registration with the trunk failed: no answer")
+            registration.failed(self._now)
+            return
         call = self._for_request(request)
         if call is None:
             return
