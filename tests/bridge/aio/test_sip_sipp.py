@@ -8,6 +8,7 @@ listener on a free UDP port and its own RTP port range.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -56,10 +57,22 @@ def test_a_call_streams_the_callers_audio_and_digits_to_the_bot(workdir: Path) -
         assert start["media_format"]["encoding"] == "pcmu"
         assert stop[0]["reason"] == "caller_hangup"
         assert chunks_heard(audio, connection.audio()) >= 0.95
+        summary = _rtp_summary(workdir)
+        assert summary["rtp_in"] >= 140 and summary["rtp_bad"] == 0
+        assert summary["rtp_out"] >= 140  # the echo, and silence when the bot is quiet
         if ROOT and DTMF_PCAP.exists():
             assert [d["digit"] for d in connection.of_type("dtmf")] == ["1"]
 
     run(scenario(), timeout=90)
+
+
+def _rtp_summary(workdir: Path) -> dict[str, int]:
+    """The figures of the call's ``RTP summary`` log line."""
+    for line in (workdir / "serve.log").read_text().splitlines():
+        if "RTP summary" in line:
+            found: dict[str, int] = json.loads(line[line.index("{") : line.rindex("}") + 1])
+            return found
+    raise AssertionError("no RTP summary in the log")
 
 
 def test_the_bot_hanging_up_sends_bye(workdir: Path) -> None:

@@ -5,7 +5,16 @@ import pytest
 
 from voxgate.bridge.events import DtmfReceived, MediaReceived, UpstreamEvent
 from voxgate.bridge.rtp.packet import RtpPacket, parse_rtp
-from voxgate.bridge.rtp.rtcp import ReceiverReport, ReportBlock, serialize_rtcp
+from voxgate.bridge.rtp.rtcp import (
+    ReceiverReport,
+    ReportBlock,
+    SenderReport,
+    SourceDescription,
+    ntp_middle,
+    ntp_timestamp,
+    parse_rtcp,
+    serialize_rtcp,
+)
 from voxgate.bridge.rtp.stream import (
     COMFORT_NOISE_PT,
     RELATCH_AFTER,
@@ -550,4 +559,29 @@ def test_summary() -> None:
         "rtp_concealed": 1,
         "rtp_ssrc_changes": 0,
         "dtmf_in": 1,
+        "rtcp_in": 0,
+        "rtcp_out": 0,
     }
+
+
+def test_a_receiver_report_before_voxgate_sends_then_a_sender_report_with_the_peers_block() -> None:
+    stream = RtpStream(SETUP, 0.0)
+    (rr, cname) = parse_rtcp(stream.report(0.0, 1_800_000_000.0))
+    assert rr == ReceiverReport(stream.ssrc, ())  # nothing heard yet
+    assert isinstance(cname, SourceDescription) and cname.chunks[0][0] == stream.ssrc
+    for n in range(10):
+        stream.receive(_rtp(n), PEER, n * FRAME)
+    peer_sr = SenderReport(SSRC, ntp_timestamp(1_800_000_000.25), 1600, 10, 1600)
+    stream.receive(serialize_rtcp([peer_sr]), PEER, 0.25)
+    for _ in range(5):
+        stream.audio(LOUD.tobytes(), 0.3)
+    sr = parse_rtcp(stream.report(0.75, 1_800_000_000.75))[0]
+    assert isinstance(sr, SenderReport)
+    assert (sr.ssrc, sr.packet_count, sr.octet_count) == (stream.ssrc, 5, 800)
+    assert sr.ntp_timestamp == ntp_timestamp(1_800_000_000.75)
+    (block,) = sr.reports
+    assert (block.ssrc, block.fraction_lost, block.cumulative_lost) == (SSRC, 0, 0)
+    assert block.highest_sequence == 9
+    assert block.last_sr == ntp_middle(peer_sr.ntp_timestamp)
+    assert block.delay_since_last_sr == 32768  # 0.5 s in 1/65536 s
+    assert stream.counters.rtcp_out == 2 and stream.counters.rtcp_in == 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import socket
 import time
@@ -44,6 +45,7 @@ log = logging.getLogger("voxgate.sip")
 
 Address = tuple[str, int]
 
+RTCP_INTERVAL: Final = 5.0  # seconds between reports (RFC 3550 6.2's minimum)
 SILENCE_AFTER: Final = 0.030  # no frame for this long after the bot's audio: silence begins
 FRAME: Final = 0.020
 IDLE_CHECK: Final = 1.0
@@ -128,6 +130,8 @@ class SipLeg:
         self._done = done
         self._rtp_timeout = rtp_timeout
         self._transport: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
+        self._next_report: float | None = None
         self._port = 0
         self._last_sent = 0.0
         self._last_was_bot = False
@@ -137,10 +141,20 @@ class SipLeg:
         self._log = {"call_id": call.key, "sip_call_id": call.invite.headers.get("Call-ID") or ""}
 
     async def open(self, sock: socket.socket) -> None:
+        """Serve RTP on ``sock`` and RTCP on the port above it, when that port is free."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: _RtpProtocol(self), sock=sock)
         self._transport = transport
-        self._port = sock.getsockname()[1]
+        host, self._port = sock.getsockname()[:2]
+        try:
+            rtcp, _ = await loop.create_datagram_endpoint(
+                lambda: _RtpProtocol(self), local_addr=(host, self._port + 1)
+            )
+        except OSError:  # taken by another program: RTCP is optional (RFC 3550 6)
+            log.debug("no RTCP port next to %d", self._port, extra=self._log)
+        else:
+            self._rtcp = rtcp
+            self._next_report = _now() + RTCP_INTERVAL
 
     @property
     def port(self) -> int:
@@ -209,6 +223,9 @@ class SipLeg:
             self._sendto(packet)
         if self.answered and not self.on_hold and now >= self._last_sent + self._silence_gap():
             self._send_audio(self._silence, bot=False, now=now)
+        if self._next_report is not None and now >= self._next_report:
+            self._next_report = now + RTCP_INTERVAL
+            self._send_report(now)
         if now >= self._next_idle_check:
             self._next_idle_check = now + IDLE_CHECK
             if self._idle(now):
@@ -217,6 +234,8 @@ class SipLeg:
 
     def _next_due(self) -> float:
         dues = [self._next_idle_check]
+        if self._next_report is not None:
+            dues.append(self._next_report)
         if self.answered and not self.on_hold:
             dues.append(self._last_sent + self._silence_gap())
         for due in (self.stream.next_due(), self.stream.dtmf_due()):
@@ -252,6 +271,14 @@ class SipLeg:
         if packet is not None:
             self._sendto(packet)
 
+    def _send_report(self, now: float) -> None:
+        """RTCP to the port above the peer's RTP port (RFC 3550 11; no a=rtcp support)."""
+        rtcp = self._rtcp
+        if rtcp is None or rtcp.is_closing() or not self.answered:
+            return
+        host, port = self.stream.remote
+        rtcp.sendto(self.stream.report(now, time.time()), (host, port + 1))
+
     def _sendto(self, packet: bytes) -> None:
         transport = self._transport
         if transport is not None and not transport.is_closing():
@@ -262,9 +289,22 @@ class SipLeg:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self._rtcp is not None:
+            self._rtcp.close()
+            self._rtcp = None
         if not self._closed.is_set():
             self._closed.set()
+            self._account()
             self._done(self)
+
+    def _account(self) -> None:
+        """The call's RTP figures: one log line and the process's counters."""
+        summary = self.stream.summary()
+        log.info("RTP summary %s", json.dumps(summary), extra=self._log)
+        for name in ("rtp_in", "rtp_out", "rtp_bad", "rtp_lost", "rtp_concealed"):
+            value = summary.get(name)
+            if isinstance(value, int) and value > 0:
+                METRICS.count(f"{name}_packets", value)
 
 
 def _silence(setup: MediaSetup) -> bytes:

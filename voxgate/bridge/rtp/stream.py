@@ -48,7 +48,17 @@ import numpy as np
 from voxgate.bridge.events import DtmfReceived, MediaReceived, UpstreamEvent
 from voxgate.bridge.rtp.jitter import Frame, JitterBuffer
 from voxgate.bridge.rtp.packet import RtpPacket, looks_like_rtcp, parse_rtp
-from voxgate.bridge.rtp.rtcp import ReceiverReport, SenderReport, parse_rtcp
+from voxgate.bridge.rtp.rtcp import (
+    ReceiverReport,
+    ReportBlock,
+    RtcpPacket,
+    SenderReport,
+    SourceDescription,
+    ntp_middle,
+    ntp_timestamp,
+    parse_rtcp,
+    serialize_rtcp,
+)
 from voxgate.bridge.rtp.stats import ReceiverStats
 from voxgate.bridge.rtp.telephone_event import (
     EVENT_DIGITS,
@@ -94,6 +104,7 @@ class StreamCounters:
     foreign: int = 0  # from a source other than the latched one
     ssrc_changes: int = 0
     rtcp_in: int = 0
+    rtcp_out: int = 0
     dtmf_in: int = 0
     dtmf_out: int = 0
 
@@ -123,10 +134,13 @@ class RtpStream:
         self._event_end: int | None = None  # the media clock after the last event queued
         self._sent_audio = 0  # packets and octets sent, for sender reports
         self._sent_octets = 0
+        self._last_sr: tuple[int, float] | None = None  # the peer's last SR: (LSR, when)
+        self._clock = now  # the latest time seen
 
     # --- receiving ------------------------------------------------------------------------
 
     def receive(self, data: bytes, source: Address, now: float) -> list[UpstreamEvent]:
+        self._clock = now
         if looks_like_rtcp(data):
             self._rtcp(data)
             return []
@@ -249,6 +263,9 @@ class RtpStream:
         self.counters.rtcp_in += 1
         reports = [p for p in packets if isinstance(p, SenderReport | ReceiverReport)]
         self.peer_reports = (self.peer_reports + reports)[-4:]
+        for report in reports:
+            if isinstance(report, SenderReport):
+                self._last_sr = (ntp_middle(report.ntp_timestamp), self._clock)
 
     def _new_jitter(self) -> JitterBuffer:
         return JitterBuffer(self.setup.encoding.value, self._frame_bytes)
@@ -331,6 +348,33 @@ class RtpStream:
         self._sequence = (sequence + 1) & 0xFFFF
         return sequence
 
+    def report(self, now: float, wallclock: float) -> bytes:
+        """An RTCP compound packet (RFC 3550 6.4, 6.5): a sender report once voxgate has
+        sent audio (else a receiver report), a report block on the peer's audio when it
+        has sent some, and SDES CNAME. ``wallclock`` is Unix time, for the NTP timestamp."""
+        blocks: tuple[ReportBlock, ...] = ()
+        if self._ssrc_in is not None:
+            last_sr, delay = 0, 0
+            if self._last_sr is not None:
+                last_sr = self._last_sr[0]
+                delay = min(0xFFFFFFFF, round((now - self._last_sr[1]) * 65536))
+            blocks = (self.stats.report_block(self._ssrc_in, last_sr, delay),)
+        first: RtcpPacket
+        if self._sent_audio:
+            first = SenderReport(
+                self.ssrc,
+                ntp_timestamp(wallclock),
+                self._timestamp,
+                self._sent_audio & 0xFFFFFFFF,
+                self._sent_octets & 0xFFFFFFFF,
+                blocks,
+            )
+        else:
+            first = ReceiverReport(self.ssrc, blocks)
+        cname = SourceDescription(((self.ssrc, f"voxgate-{self.ssrc:08x}"),))
+        self.counters.rtcp_out += 1
+        return serialize_rtcp([first, cname])
+
     def summary(self) -> dict[str, object]:
         """The call's RTP figures for its end-of-call log line and metrics."""
         stats = self.stats
@@ -345,6 +389,8 @@ class RtpStream:
             "rtp_concealed": self._jitter.concealed,
             "rtp_ssrc_changes": self.counters.ssrc_changes,
             "dtmf_in": self.counters.dtmf_in,
+            "rtcp_in": self.counters.rtcp_in,
+            "rtcp_out": self.counters.rtcp_out,
         }
 
 
