@@ -6,6 +6,7 @@
   the call under way goes on until the bot hangs up, then the process exits;
 - garbage, truncated packets and a stranger's RTP flooded at every port of the RTP
   range during a call: the call's audio reaches its bot whole;
+- a caller that never acknowledges the 200 OK: BYE after 32 s, the bot let go;
 - malformed SIP: 400 with the reason when it can be addressed, silence when not,
   and the listener keeps answering.
 
@@ -141,6 +142,23 @@ def test_a_draining_node_refuses_new_calls_and_lets_the_call_under_way_finish(
         assert invite.returncode == 0, explain(invite, workdir)
         assert finished.returncode == 0, explain(finished, workdir)
         assert exit_code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it caught
+
+    run(scenario(), timeout=150)
+
+
+def test_a_caller_that_never_acks_gets_bye_and_the_bot_is_let_go(workdir: Path) -> None:
+    async def scenario() -> None:
+        async with ScriptedBot() as bot:
+            process, port, _ = await start_node(workdir, VOXGATE_BOT_URL=bot.url)
+            try:
+                result = await sipp("uac_never_acks.xml", port, workdir, timeout=70)
+                connection = bot.connections[0]
+                stop = (await connection.wait_for_type("stop", timeout=10))[0]
+            finally:
+                await stop_node(process)
+        assert result.returncode == 0, explain(result, workdir)
+        assert stop["reason"] == "caller_hangup"
+        assert b"Traceback" not in (workdir / "serve.log").read_bytes()
 
     run(scenario(), timeout=150)
 

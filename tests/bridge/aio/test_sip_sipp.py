@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,64 @@ def test_a_burst_of_100_concurrent_calls_completes_without_failures(workdir: Pat
             assert result.returncode == 0, explain(result, workdir)
 
     run(scenario(), timeout=180)
+
+
+def test_the_bots_transfer_is_a_refer_and_voxgate_leaves_once_it_is_done(workdir: Path) -> None:
+    async def scenario() -> None:
+        async with ScriptedBot() as bot, sip_node(workdir, VOXGATE_BOT_URL=bot.url) as port:
+            call = asyncio.ensure_future(sipp("uac_transferred.xml", port, workdir))
+            connection = await bot.connection(timeout=20)
+            await connection.wait_for_type("start")
+            await asyncio.sleep(0.3)  # answered and acknowledged
+            await connection.send({"type": "session.transfer", "target": "+15559990000"})
+            stop = (await connection.wait_for_type("stop", timeout=20))[0]
+            result = await call
+        assert result.returncode == 0, explain(result, workdir)
+        assert stop["reason"] == "transferred"
+
+    run(scenario(), timeout=90)
+
+
+def test_marks_come_back_after_playout_and_clear_returns_them_at_once(workdir: Path) -> None:
+    async def scenario() -> None:
+        async with ScriptedBot() as bot, sip_node(workdir, VOXGATE_BOT_URL=bot.url) as port:
+            call = asyncio.ensure_future(sipp("uac_bot_hangs_up.xml", port, workdir))
+            connection = await bot.connection(timeout=20)
+            await connection.wait_for_type("start")
+            await asyncio.sleep(0.3)
+            sent = time.monotonic()
+            await connection.send_audio(b"\xff" * 8000)  # 1 s of mu-law silence
+            await connection.send({"type": "mark", "name": "first"})
+            await connection.wait_for(lambda: bool(connection.of_type("mark")), timeout=10)
+            played = time.monotonic() - sent
+            await connection.send_audio(b"\xff" * 80000)  # 10 s
+            await connection.send({"type": "mark", "name": "second"})
+            cleared = time.monotonic()
+            await connection.send({"type": "response.audio.clear"})
+            await connection.wait_for(lambda: len(connection.of_type("mark")) == 2, timeout=5)
+            clear_took = time.monotonic() - cleared
+            await connection.send({"type": "session.hangup"})
+            result = await call
+        assert result.returncode == 0, explain(result, workdir)
+        assert [m["name"] for m in connection.of_type("mark")] == ["first", "second"]
+        assert 0.9 < played < 3.0  # after the second of audio had played out, not before
+        assert clear_took < 1.0  # not after the 10 s
+
+    run(scenario(), timeout=90)
+
+
+def test_a_dropped_bot_is_reconnected_and_the_sip_call_goes_on(workdir: Path) -> None:
+    async def scenario() -> None:
+        async with ScriptedBot() as bot, sip_node(workdir, VOXGATE_BOT_URL=bot.url) as port:
+            call = asyncio.ensure_future(sipp("uac_bot_hangs_up.xml", port, workdir))
+            first = await bot.connection(timeout=20)
+            await first.wait_for_type("start")
+            await first.socket.close(1011, "bot restarting")
+            second = await bot.connection(1, timeout=20)
+            start = (await second.wait_for_type("start"))[0]
+            await second.send({"type": "session.hangup"})
+            result = await call
+        assert result.returncode == 0, explain(result, workdir)
+        assert start["reconnected"] is True
+
+    run(scenario(), timeout=90)

@@ -341,6 +341,25 @@ def test_a_reinvite_keeps_the_calls_codec_or_gets_488() -> None:
     assert statuses(agent)[-1] == 488
 
 
+def test_bye_while_a_reinvites_200_awaits_its_ack_ends_the_call_cleanly() -> None:
+    agent = make_agent()
+    call, _ = answered(agent)
+    agent.receive(ack(call.local_tag), PEER, 0.1)
+    agent.events.clear()
+    hold = OFFER.replace("a=ptime:20", "a=ptime:20\r\na=sendonly")
+    agent.receive(
+        request("INVITE", branch="z9hG4bK-h", cseq=2, to_tag=call.local_tag, body=hold), PEER, 1.0
+    )
+    assert statuses(agent)[-1] == 200
+    agent.receive(request("BYE", branch="z9hG4bK-b", cseq=3, to_tag=call.local_tag), PEER, 1.1)
+    assert statuses(agent) == [200]
+    assert isinstance(agent.events[-1], CallEnded)
+    agent.receive(ack(call.local_tag, branch="z9hG4bK-late"), PEER, 1.2)  # the late ACK
+    agent.handle_timer(40.0)
+    assert sent(agent) == []  # nothing more: no retransmission, no second BYE
+    assert not agent.calls
+
+
 def test_a_reinvite_before_the_ack_gets_500_with_retry_after() -> None:
     agent = make_agent()
     call, _ = answered(agent)

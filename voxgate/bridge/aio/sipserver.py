@@ -251,6 +251,8 @@ class SipServer:
             future = self._transfers.pop(event.call.key, None)
             if future is not None and not future.done():
                 future.set_result(None if event.ok else event.reason or "transfer failed")
+            if event.ok:  # RFC 5589 6.1: the transferee took the call; the transferor leaves
+                self._transferred(event.call)
 
     def _incoming(self, call: SipCall) -> None:
         if not self.bridge.reserve():
@@ -478,6 +480,13 @@ class SipServer:
             log.info("outbound call answered", extra={"call_id": leg.call_id})
 
     # --- what the call asks of SIP ------------------------------------------------------------
+
+    def _transferred(self, call: SipCall) -> None:
+        leg = self.legs.get(call.key)
+        self.agent.at(time.monotonic()).hangup(call)
+        if leg is not None:
+            leg.peer_ended()  # the call ends "transferred" (its transfer target is set)
+        log.info("call transferred", extra={"call_id": leg.call_id if leg else call.key})
 
     def _leg_done(self, leg: SipLeg) -> None:
         """The leg's media is over: its session leaves the bridge (once its call has
