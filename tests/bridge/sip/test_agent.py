@@ -400,3 +400,39 @@ def test_an_unknown_method_gets_405_with_allow() -> None:
     (response,) = sent(agent)
     assert isinstance(response, Response) and response.status == 405
     assert response.headers.get("Allow")
+
+
+def test_a_compact_form_invite_with_a_large_identity_header_is_taken() -> None:
+    """Telnyx sends compact headers by default; STIR/SHAKEN Identity headers are large."""
+    agent = make_agent()
+    identity = "eyJhbGciOiJFUzI1NiJ9." + "A" * 12_000 + ";info=<https://cert.example/x.pem>"
+    body = OFFER
+    compact = (
+        "INVITE sip:+15557770000@192.0.2.1:5060 SIP/2.0\r\n"
+        "v: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-c1\r\n"
+        "f: <sip:+15550001111@peer.example>;tag=t1\r\n"
+        "t: <sip:+15557770000@voxgate.example>\r\n"
+        "i: compact-1@peer\r\n"
+        "CSeq: 1 INVITE\r\n"
+        "m: <sip:peer@192.0.2.10:5062>\r\n"
+        f"y: {identity}\r\n"
+        "c: application/sdp\r\n"
+        f"l: {len(body)}\r\n\r\n{body}"
+    ).encode()
+    assert len(compact) > 12_000
+    agent.receive(compact, PEER, 0.0)
+    assert statuses(agent) == [100]
+    (event,) = agent.events
+    assert isinstance(event, IncomingCall) and event.call.called == "+15557770000"
+
+
+def test_the_external_address_is_what_contact_and_sdp_advertise() -> None:
+    agent = SipAgent(
+        AgentSettings(host="10.0.0.5", port=5060, advertised="203.0.113.10"), busy=lambda: None
+    )
+    call = incoming(agent)
+    agent.answer(call, ("10.0.0.5", 20000))
+    (ok,) = sent(agent)
+    assert isinstance(ok, Response)
+    assert ok.headers.get("Contact") == "<sip:voxgate@203.0.113.10:5060>"
+    assert "c=IN IP4 203.0.113.10" in ok.body.decode()
