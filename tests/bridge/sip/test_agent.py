@@ -436,3 +436,25 @@ def test_the_external_address_is_what_contact_and_sdp_advertise() -> None:
     assert isinstance(ok, Response)
     assert ok.headers.get("Contact") == "<sip:voxgate@203.0.113.10:5060>"
     assert "c=IN IP4 203.0.113.10" in ok.body.decode()
+
+
+def test_the_answer_copies_the_record_route_set_in_order() -> None:
+    """RFC 3261 12.1.1: a proxy in front (Kamailio) stays on the dialog's path."""
+    agent = make_agent()
+    routes = "Record-Route: <sip:192.0.2.5;lr>\nRecord-Route: <sip:192.0.2.6;lr;ftag=x>"
+    agent.receive(request("INVITE", body=OFFER, extra=routes), PEER, 0.0)
+    sent(agent)
+    (event,) = agent.events
+    assert isinstance(event, IncomingCall)
+    agent.ring(event.call)
+    agent.answer(event.call, ("192.0.2.1", 20000))
+    for response in sent(agent):
+        assert response.headers.get_all("Record-Route") == [
+            "<sip:192.0.2.5;lr>",
+            "<sip:192.0.2.6;lr;ftag=x>",
+        ]
+    agent.receive(ack(event.call.local_tag), PEER, 0.1)
+    agent.hangup(event.call)
+    (bye,) = sent(agent)
+    assert isinstance(bye, Request)
+    assert bye.headers.get_all("Route") == ["<sip:192.0.2.5;lr>", "<sip:192.0.2.6;lr;ftag=x>"]

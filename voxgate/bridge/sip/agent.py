@@ -557,6 +557,9 @@ class SipAgent:
 
     def _response(self, call: SipCall, status: int) -> Response:
         response = response_to(call.invite, status, to_tag=call.local_tag if status > 100 else None)
+        if 100 < status < 300:  # RFC 3261 12.1.1: the dialog's route set goes back, in order
+            for route in call.invite.headers.get_all("Record-Route"):
+                response.headers.add("Record-Route", route)
         self._decorate(response, contact=100 < status < 300)
         return response
 
