@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def workdir() -> Iterator[Path]:
 
 
 async def trunk_and_dial(
-    workdir: Path, scenario: str, bot_url: str, **env: str
+    workdir: Path, scenario: str, bot_url: str, ring_timeout: float = 10.0, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
     """SIPp as the trunk (UAS, one call) and ``voxgate dial`` against it, side by side."""
     assert SIPP is not None
@@ -53,7 +54,7 @@ async def trunk_and_dial(
         **env,
     }
     command = [sys.executable, "-m", "voxgate", "dial", "+15557770000", "--bot", bot_url]
-    command += ["--ring-timeout", "10"]
+    command += ["--ring-timeout", str(ring_timeout)]
     dial = await asyncio.to_thread(
         subprocess.run,
         command,
@@ -113,6 +114,22 @@ def test_dial_reports_busy(workdir: Path) -> None:
         assert dial.returncode == 1
         result = outcome(dial)
         assert (result["status"], result["sip_status"]) == ("busy", 486)
+
+    run(scenario(), timeout=120)
+
+
+def test_dial_gives_up_at_the_ring_timeout_with_cancel(workdir: Path) -> None:
+    async def scenario() -> None:
+        async with ScriptedBot() as bot:
+            started = time.monotonic()
+            dial, trunk = await trunk_and_dial(workdir, "uas_no_answer.xml", bot.url, 2.0)
+            took = time.monotonic() - started
+            assert not bot.connections
+        assert trunk.returncode == 0, trunk.stdout[-2000:] + dial.stderr[-3000:]
+        assert dial.returncode == 1
+        result = outcome(dial)
+        assert (result["status"], result["sip_status"]) == ("no-answer", 487)
+        assert took < 20  # the ring timeout, not the 32 s transaction timeout
 
     run(scenario(), timeout=120)
 
