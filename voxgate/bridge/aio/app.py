@@ -219,11 +219,7 @@ class Bridge:
                 self.node.release()
             return None
         call_id = f"vx-{uuid.uuid4().hex[:20]}"
-        started = replace(
-            started,
-            opening_text=bot.opening_text or started.opening_text,
-            system_prompt=bot.system_prompt or started.system_prompt,
-        )
+        started = _with_prompts(started, bot)
         carrier_socket.call_id = call_id
         session = CallSession(
             call_id=call_id,
@@ -237,16 +233,7 @@ class Bridge:
             carrier_action=self._carrier_rest(carrier, started.call_id),
             inbound_rate=InboundRate(self.config.server.max_inbound_rate),
         )
-        self.sessions[call_id] = session
-        METRICS.count("calls_started", carrier=name)
-        log.info(
-            "call started: %s, bot %s (%s, %s)",
-            name,
-            redact_url(bot.url),
-            bot.dialect,
-            bot.audio,
-            extra={"call_id": call_id, "carrier_call_id": started.call_id},
-        )
+        self._started(session, name, started)
         return session
 
     def open_leg_session(
@@ -264,11 +251,7 @@ class Bridge:
         sends DTMF as events when ``dtmf_events``.
         Raises :class:`ConfigError` or :class:`UnsupportedFormatError` for a bad bot setting."""
         bot = self.bot_target(started)
-        started = replace(
-            started,
-            opening_text=bot.opening_text or started.opening_text,
-            system_prompt=bot.system_prompt or started.system_prompt,
-        )
+        started = _with_prompts(started, bot)
         policy = replace(
             self.policy_for(bot),
             carrier_rest=carrier_action is not None,
@@ -287,17 +270,21 @@ class Bridge:
         )
         if self.node is None:
             self._held = max(0, self._held - 1)
-        self.sessions[call_id] = session
+        self._started(session, carrier, started)
+        return session
+
+    def _started(self, session: CallSession, carrier: str, started: StreamStarted) -> None:
+        self.sessions[session.call_id] = session
         METRICS.count("calls_started", carrier=carrier)
+        bot = session.bot
         log.info(
             "call started: %s, bot %s (%s, %s)",
             carrier,
             redact_url(bot.url),
             bot.dialect,
             bot.audio,
-            extra={"call_id": call_id, "carrier_call_id": started.call_id},
+            extra={"call_id": session.call_id, "carrier_call_id": started.call_id},
         )
-        return session
 
     # --- decisions ------------------------------------------------------------------------
 
@@ -368,6 +355,15 @@ class Bridge:
         if not carrier.rest_enabled(self.config) or self._client is None:
             return None
         return CarrierRest(carrier, self.config, call_id, self._client)
+
+
+def _with_prompts(started: StreamStarted, bot: BotTarget) -> StreamStarted:
+    """The route's opening text and prompt win over what came with the call."""
+    return replace(
+        started,
+        opening_text=bot.opening_text or started.opening_text,
+        system_prompt=bot.system_prompt or started.system_prompt,
+    )
 
 
 def _bot_headers(text: str) -> tuple[tuple[str, str], ...]:

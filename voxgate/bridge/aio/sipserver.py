@@ -271,6 +271,11 @@ class SipServer:
             log.error("no free RTP port", extra={"call_id": call.key})
             self._refuse(call, 503, retry_after=True)
             return
+        leg = self._new_leg(call, setup)
+        METRICS.count("sip_calls", direction="inbound")
+        self._spawn(self._accept(call, leg, sock))
+
+    def _new_leg(self, call: SipCall, setup: MediaSetup) -> SipLeg:
         leg = SipLeg(
             call,
             setup,
@@ -281,8 +286,7 @@ class SipServer:
             inband_dtmf=self.config.inband_dtmf,
         )
         self.legs[call.key] = leg
-        METRICS.count("sip_calls", direction="inbound")
-        self._spawn(self._accept(call, leg, sock))
+        return leg
 
     async def _accept(self, call: SipCall, leg: SipLeg, sock: socket.socket) -> None:
         port = sock.getsockname()[1]
@@ -458,16 +462,7 @@ class SipServer:
             self.agent.at(time.monotonic()).hangup(call)
             self._run()
             return
-        leg = SipLeg(
-            call,
-            setup,
-            schedule=self.bridge.scheduler.schedule,
-            hang_up=self._hang_up,
-            done=self._leg_done,
-            rtp_timeout=self.config.rtp_timeout,
-            inband_dtmf=self.config.inband_dtmf,
-        )
-        self.legs[call.key] = leg
+        leg = self._new_leg(call, setup)
         self._spawn(self._bridge_outbound(call, leg, dial))
 
     async def _bridge_outbound(self, call: SipCall, leg: SipLeg, dial: _Dial) -> None:
