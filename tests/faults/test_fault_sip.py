@@ -172,7 +172,8 @@ def test_garbage_and_strangers_rtp_at_every_port_leave_the_call_whole(workdir: P
             stop = asyncio.Event()
             try:
                 call = asyncio.ensure_future(sipp("uac_call.xml", port, workdir, digits=False))
-                await bot.connection(timeout=20)
+                connection = await bot.connection(timeout=20)
+                await connection.wait_for_type("media")  # injection into a call under way
                 flood = asyncio.ensure_future(asyncio.to_thread(_flood, low, stop))
                 result = await call
                 stop.set()
@@ -180,7 +181,6 @@ def test_garbage_and_strangers_rtp_at_every_port_leave_the_call_whole(workdir: P
             finally:
                 stop.set()
                 await stop_node(process)
-            connection = bot.connections[0]
         assert result.returncode == 0, explain(result, workdir)
         assert sent > 1000
         assert chunks_heard(audio, connection.audio()) >= 0.95

@@ -314,7 +314,8 @@ def test_a_second_source_takes_over_only_after_relatch_after(
         stream.receive(_rtp(n), NAT, n * FRAME)
     last = 4 * FRAME
     packet = _rtp(900, ssrc=OTHER_SSRC)
-    assert stream.receive(packet, STRANGER, last + silence) == _media(900)  # played either way
+    heard = stream.receive(packet, STRANGER, last + silence)
+    assert heard == (_media(900) if taken_over else [])  # a stranger is never played
     assert stream.remote == (STRANGER if taken_over else NAT)
     assert stream.counters.foreign == (0 if taken_over else 1)
     # The old source is now the stranger, or still the latched one.
@@ -325,12 +326,24 @@ def test_a_second_source_takes_over_only_after_relatch_after(
 
 def test_a_stranger_cannot_steal_a_stream_that_keeps_talking() -> None:
     stream = RtpStream(SETUP, 0.0)
+    heard: list[UpstreamEvent] = []
     for n in range(200):  # 4 s of audio, a stranger's packet every 100 ms
-        stream.receive(_rtp(n), NAT, n * FRAME)
+        heard += stream.receive(_rtp(n), NAT, n * FRAME)
         if n % 5 == 0:
-            stream.receive(_rtp(n, ssrc=OTHER_SSRC), STRANGER, n * FRAME + 0.01)
+            injected = _rtp(n, ssrc=OTHER_SSRC, payload=b"\x00" * 160)
+            heard += stream.receive(injected, STRANGER, n * FRAME + 0.01)
     assert stream.remote == NAT
     assert stream.counters.foreign == 40
+    assert heard == _media(*range(200))  # the caller's audio only, every frame, in order
+    assert stream.counters.ssrc_changes == 0
+
+
+def test_a_strangers_audio_does_not_keep_a_silent_call_alive() -> None:
+    stream = RtpStream(SETUP, 0.0)
+    stream.receive(_rtp(1), NAT, 0.0)
+    for n in range(1, 40):  # 0.8 s of a stranger, within RELATCH_AFTER of each other
+        stream.receive(_rtp(n, ssrc=OTHER_SSRC), STRANGER, n * FRAME)
+    assert stream.idle_for(0.8) == pytest.approx(0.8)
 
 
 def test_moved_latches_afresh() -> None:
@@ -585,3 +598,13 @@ def test_a_receiver_report_before_voxgate_sends_then_a_sender_report_with_the_pe
     assert block.last_sr == ntp_middle(peer_sr.ntp_timestamp)
     assert block.delay_since_last_sr == 32768  # 0.5 s in 1/65536 s
     assert stream.counters.rtcp_out == 2 and stream.counters.rtcp_in == 1
+
+
+def test_the_sdp_address_wins_over_a_stranger_that_spoke_first() -> None:
+    stream = RtpStream(SETUP, 0.0)  # the SDP says PEER
+    assert stream.receive(_rtp(1, ssrc=OTHER_SSRC), STRANGER, 0.0) == _media(1)  # latched
+    assert stream.receive(_rtp(50), PEER, 0.02) == _media(50)  # the announced address
+    assert stream.remote == PEER
+    assert stream.receive(_rtp(2, ssrc=OTHER_SSRC), STRANGER, 0.04) == []
+    same_host = (PEER[0], PEER[1] + 2)
+    assert stream.receive(_rtp(51), same_host, 0.06) == []  # not closer than the exact one

@@ -19,8 +19,11 @@ Symmetric RTP (RFC 4961): voxgate sends to the address in the peer's SDP
 until a valid packet of the negotiated audio type arrives from elsewhere;
 then it *latches* onto that source (NAT), and only re-latches when the
 latched source has been silent for :data:`RELATCH_AFTER` seconds, so a
-stranger's packets cannot steal the stream. Packets from other sources are
-still played (the jitter buffer guards the order) but counted in ``foreign``.
+stranger's packets cannot steal the stream; except that a source matching the
+SDP's address better (the exact address, else its host) takes over at once, so
+a stranger who spoke first (an RTP-bleed race) loses the stream to the peer.
+Audio from any other source is dropped and counted in ``foreign`` (it is not
+played to the bot, and it does not keep a call whose peer went silent alive).
 
 *Sending*: :meth:`audio` makes one packet per 20 ms frame of the bot's
 audio. The adapter sends the format's silence through :meth:`audio` too
@@ -187,7 +190,8 @@ class RtpStream:
         self._jitter = self._new_jitter()
 
     def _audio_in(self, packet: RtpPacket, source: Address, now: float) -> list[UpstreamEvent]:
-        self._latch(source, now)
+        if not self._latch(source, now):
+            return []  # a stranger's audio is never played, nor keeps the call alive
         self._last_in = now
         if packet.ssrc != self._ssrc_in:
             if self._ssrc_in is not None:  # a new source: start its statistics and order afresh
@@ -236,17 +240,22 @@ class RtpStream:
         duration = event.duration * 1000 // self.setup.clock_rate if event.end else None
         return [DtmfReceived(digit, duration_ms=duration, method="rfc4733")]
 
-    def _latch(self, source: Address, now: float) -> None:
-        """Symmetric RTP; see the module docstring."""
+    def _latch(self, source: Address, now: float) -> bool:
+        """Symmetric RTP (see the module docstring); whether ``source`` is the latched one."""
         if source == self._latched:
             self._latched_at = now
-            return
-        if self._latched is None or now - self._latched_at >= RELATCH_AFTER:
+            return True
+        if (
+            self._latched is None
+            or now - self._latched_at >= RELATCH_AFTER
+            or _closer(source, self._latched, self.setup.remote)
+        ):
             self._latched = source
             self._latched_at = now
             self.remote = source
-        else:
-            self.counters.foreign += 1
+            return True
+        self.counters.foreign += 1
+        return False
 
     def _still_latched(self, source: Address, now: float) -> None:
         """Events and comfort noise from the latched source keep it latched (silence
@@ -392,6 +401,16 @@ class RtpStream:
             "rtcp_in": self.counters.rtcp_in,
             "rtcp_out": self.counters.rtcp_out,
         }
+
+
+def _closer(source: Address, latched: Address, announced: Address) -> bool:
+    """Whether ``source`` matches the SDP's address better than the latched source does:
+    the exact address beats the same host on another port, which beats another host."""
+
+    def score(address: Address) -> int:
+        return 2 if address == announced else 1 if address[0] == announced[0] else 0
+
+    return score(source) > score(latched)
 
 
 def _before(a: int, b: int) -> bool:
