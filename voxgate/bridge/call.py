@@ -342,18 +342,17 @@ class Call:
     def next_due(self) -> float | None:
         if self.state is CallState.ENDED:
             return None
-        candidates = [
-            when
-            for when in (
-                self._playout.next_due(),
-                self._reorder.next_due(),
-                self._bot.retry_at,
-                self._bot.connecting_until,
-                self._hangup_deadline,
-            )
-            if when is not None
-        ]
-        return min(candidates) if candidates else None
+        due: float | None = None
+        for when in (
+            self._playout.next_due(),
+            self._reorder.next_due(),
+            self._bot.retry_at,
+            self._bot.connecting_until,
+            self._hangup_deadline,
+        ):
+            if when is not None and (due is None or when < due):
+                due = when
+        return due
 
     def tick(self, now: float) -> None:
         if self.state is CallState.ENDED:

@@ -25,6 +25,7 @@ log = logging.getLogger("voxgate.scheduler")
 
 NO_PROGRESS_DELAY = 0.003  # a target asking again for the instant it was woken for waits this
 # (more than the 2 ms within which due targets are woken together, so it is a real wait)
+NO_PROGRESS_LOGGED = 10  # such wake-ups logged per process (all are counted)
 
 
 class Wakeable(Protocol):
@@ -42,6 +43,7 @@ class Scheduler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.late_wakeups = 0
+        self.no_progress = 0
 
     def schedule(self, target: Wakeable, due: float | None) -> None:
         """Wake ``target`` at ``due`` (replacing what was asked before); None cancels."""
@@ -55,6 +57,18 @@ class Scheduler:
         heapq.heappush(self._heap, (due, next(self._order), target))
         if self._timer_at is None or due < self._timer_at:
             self._arm(due)
+
+    def _no_progress(self, target: Wakeable) -> None:
+        """Counted always, logged the first few times (it is a bug of the target's)."""
+        METRICS.count("errors", kind="timer_no_progress")
+        self.no_progress += 1
+        if self.no_progress <= NO_PROGRESS_LOGGED:
+            log.warning(
+                "%s asked to be woken again at once; waking it %.0f ms later",
+                type(target).__name__,
+                NO_PROGRESS_DELAY * 1000,
+                extra={"call_id": getattr(target, "call_id", "")},
+            )
 
     def forget(self, target: Wakeable) -> None:
         self._due.pop(id(target), None)
@@ -94,7 +108,7 @@ class Scheduler:
                 continue
             if following is not None:
                 if following <= max(now, due):  # no progress: never spin in this loop
-                    METRICS.count("errors", kind="timer_no_progress")
+                    self._no_progress(target)
                     following = max(now, due) + NO_PROGRESS_DELAY
                 self.schedule(target, following)
         if self._heap:

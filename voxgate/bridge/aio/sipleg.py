@@ -182,6 +182,10 @@ class SipLeg:
     def deliver(self, event: DownstreamEvent, since: float | None) -> None:
         if isinstance(event, AudioSent):
             self._send_audio(event.payload, bot=True)
+            if since is not None:  # the bot's audio from its arrival to the wire
+                METRICS.observe("outbound_latency_seconds", _now() - since)
+            # the silence timer moves with the bot's audio: no wake-up per frame for nothing
+            self._schedule(self, self._next_due())
         elif isinstance(event, DtmfSendRequested):
             queued = self.stream.dtmf(event.digits, event.duration_ms, _now())
             if queued < len(event.digits):
@@ -233,15 +237,13 @@ class SipLeg:
         return self._next_due()
 
     def _next_due(self) -> float:
-        dues = [self._next_idle_check]
-        if self._next_report is not None:
-            dues.append(self._next_report)
+        due = self._next_idle_check
         if self.answered and not self.on_hold:
-            dues.append(self._last_sent + self._silence_gap())
-        for due in (self.stream.next_due(), self.stream.dtmf_due()):
-            if due is not None:
-                dues.append(due)
-        return min(dues)
+            due = min(due, self._last_sent + self._silence_gap())
+        for when in (self._next_report, self.stream.next_due(), self.stream.dtmf_due()):
+            if when is not None and when < due:
+                due = when
+        return due
 
     def _silence_gap(self) -> float:
         return SILENCE_AFTER if self._last_was_bot else FRAME
