@@ -32,6 +32,7 @@ from voxgate.bridge.call_api import (
     CallEnded,
     CallOutput,
     CallPolicy,
+    CallState,
     CarrierHangup,
     CarrierTransfer,
     CloseBot,
@@ -137,6 +138,7 @@ class CallSession:
         self._received_at = 0.0
         self._failed = False
         self._log = {"call_id": call_id}
+        self.settled = asyncio.Event()  # set once the call is past connecting to its bot
         self.call = Call(call_id, started, bot.audio or started.media_format, policy, _now())
         self._guard(self._pump)
 
@@ -281,6 +283,8 @@ class CallSession:
     def _pump(self) -> None:
         self._dispatch(self.call.drain())
         self._schedule(self, self.call.next_due())
+        if self.call.state is not CallState.CONNECTING and not self.settled.is_set():
+            self.settled.set()
 
     def _dispatch(self, outputs: list[CallOutput]) -> None:
         for output in outputs:

@@ -28,6 +28,7 @@ therefore sees all of that peer's requests for a call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import socket
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from voxgate.bridge.aio.session import CarrierAction
 from voxgate.bridge.aio.sipleg import RtpPorts, SipLeg
-from voxgate.bridge.call_api import CallState, CarrierHangup, CarrierTransfer
+from voxgate.bridge.call_api import CarrierHangup, CarrierTransfer
 from voxgate.bridge.events import DtmfReceived, HoldChanged, StreamStarted
 from voxgate.bridge.rtp.stream import MediaSetup
 from voxgate.bridge.sip.agent import AgentSettings, SipAgent
@@ -89,7 +90,6 @@ class DialResult:
     call_id: str | None = None  # voxgate's call id, once answered
 
 
-BOT_POLL: Final = 0.01
 
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -317,11 +317,8 @@ class SipServer:
         """Until the bot's socket is up or the call gave up on it (its fallback answers)."""
         session = leg.session
         assert session is not None
-        limit = time.monotonic() + session.bot.connect_timeout + 1.0
-        while session.call.state is CallState.CONNECTING and time.monotonic() < limit:
-            if leg.ended:
-                return
-            await asyncio.sleep(BOT_POLL)
+        with contextlib.suppress(TimeoutError):  # the call's own timeout comes first
+            await asyncio.wait_for(session.settled.wait(), session.bot.connect_timeout + 1.0)
 
     def _confirmed(self, call: SipCall) -> None:
         dial = self._dials.get(call.key)
