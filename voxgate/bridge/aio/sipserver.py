@@ -90,8 +90,6 @@ class DialResult:
     call_id: str | None = None  # voxgate's call id, once answered
 
 
-
-
 class _SipProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: SipServer) -> None:
         self.server = server
