@@ -187,3 +187,22 @@ def test_a_dropped_bot_is_reconnected_and_the_sip_call_goes_on(workdir: Path) ->
         assert start["reconnected"] is True
 
     run(scenario(), timeout=90)
+
+
+def test_a_node_of_two_workers_takes_sip_calls_from_several_peers(workdir: Path) -> None:
+    """Each worker binds the SIP port (SO_REUSEPORT); the kernel hashes each peer to one."""
+
+    async def scenario() -> None:
+        (workdir / "caller.ulaw").write_bytes(caller_audio(1.0))
+        async with sip_node(workdir, VOXGATE_WORKERS="2") as port:
+            peers = [sipp("uac_call.xml", port, workdir, calls=4, rate=10, digits=False)]
+            peers += [sipp("uac_call.xml", port, workdir, calls=4, rate=10, digits=False)]
+            peers += [sipp("uac_call.xml", port, workdir, calls=4, rate=10, digits=False)]
+            results = await asyncio.gather(*peers)
+        for result in results:
+            assert result.returncode == 0, explain(result, workdir)
+        log = (workdir / "serve.log").read_text()
+        assert log.count("call started: sip") == 12
+        assert "Traceback" not in log
+
+    run(scenario(), timeout=120)
