@@ -360,7 +360,7 @@ class SipAgent:
             local_tag=new_tag(),
             negotiated=negotiated,
         )
-        call.extra["offer"] = invite.body.decode("utf-8", "replace")
+        call.remote_offer = offer
         self.track(call)
         self._pending[_pending_key(invite)] = call
         self._invites[_pending_key(invite)] = call
@@ -459,7 +459,7 @@ class SipAgent:
         changed = negotiated != call.negotiated
         call.negotiated = negotiated  # the answer is built from the new negotiation
         if offer is not None:
-            call.extra["offer"] = request.body.decode("utf-8", "replace")
+            call.remote_offer = offer
         response = response_to(request, 200, to_tag=call.local_tag)
         self._decorate(response, contact=True)
         call.sdp_version += 1
@@ -575,7 +575,8 @@ class SipAgent:
     ) -> bytes:
         assert call.negotiated is not None
         if offer is None:
-            offer = parse_sdp(call.extra["offer"])
+            offer = call.remote_offer
+        assert offer is not None, "an answered call has the peer's offer"
         answer = answer_sdp(
             offer,
             call.negotiated,

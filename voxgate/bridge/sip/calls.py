@@ -43,6 +43,7 @@ class SipCall:
     dialog: Dialog | None = None
     negotiated: Negotiated | None = None
     offer: SessionDescription | None = None  # voxgate's offer (outbound calls)
+    remote_offer: SessionDescription | None = None  # the peer's latest offer (inbound)
     media_address: Address | None = None  # voxgate's RTP address, once the adapter has one
     sdp_version: int = 1
     final_status: int | None = None  # the final response to the initial INVITE
@@ -52,7 +53,6 @@ class SipCall:
     provisional: bool = False  # outbound: a 1xx came
     refer_pending: bool = False
     credentials: Credentials | None = field(default=None, repr=False)  # outbound: the trunk's
-    extra: dict[str, str] = field(default_factory=dict)  # X- headers the peer sent
 
     @property
     def live(self) -> bool:
