@@ -23,10 +23,9 @@ port range, and baresip dials ``sip:+15557770000@127.0.0.1:<port>``.
 from __future__ import annotations
 
 import os
-import socket
 import wave
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -36,7 +35,7 @@ import pytest
 from baresip import BARESIP, Baresip
 from e2e import run
 from scripted_bot import ScriptedBot
-from served import voxgate_serve
+from sipp_peer import sip_node
 
 RATE: Final = 8000
 CALLEE: Final = "+15557770000"
@@ -47,39 +46,10 @@ pytestmark = pytest.mark.skipif(BARESIP is None, reason="scripts/setup-sip-peers
 Samples = npt.NDArray[np.float64]
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def voxgate_rtp_ports() -> tuple[int, int]:
-    """200 port pairs apart from other test processes' (by the process id)."""
-    low = 40000 + (os.getpid() % 50) * 400
-    return low, low + 398
-
-
 def baresip_rtp_ports() -> tuple[int, int]:
     """20 port pairs below any of voxgate's ranges."""
     low = 30000 + (os.getpid() % 50) * 40
     return low, low + 39
-
-
-@asynccontextmanager
-async def sip_node(tmp: Path, **env: str) -> AsyncIterator[int]:
-    """``voxgate serve`` with SIP on a free port, its log in ``tmp/serve.log``; yields the port."""
-    sip_port = free_udp_port()
-    low, high = voxgate_rtp_ports()
-    settings = {
-        "VOXGATE_SIP_PORT": str(sip_port),
-        "VOXGATE_SIP_RTP_PORT_MIN": str(low),
-        "VOXGATE_SIP_RTP_PORT_MAX": str(high),
-        "VOXGATE_LOG_FORMAT": "text",
-        **env,
-    }
-    async with voxgate_serve(settings, tmp / "serve.log"):
-        yield sip_port
 
 
 def phone(tmp: Path, source: Path, *, record: bool = False) -> Baresip:
