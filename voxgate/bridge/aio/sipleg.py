@@ -156,6 +156,13 @@ class SipLeg:
             self._rtcp = rtcp
             self._next_report = _now() + RTCP_INTERVAL
 
+    def attach(self, session: CallSession) -> None:
+        """The call's session: from now on its id names the leg in logs too."""
+        self.session = session
+        self.call_id = session.call_id
+        self._log["call_id"] = session.call_id  # the SIP key stays in sip_key
+        self._log["sip_key"] = self.sip.key
+
     @property
     def port(self) -> int:
         return self._port

@@ -353,8 +353,7 @@ class SipServer:
             leg.close(1008, "bad_parameters")
             return False
         self._reserved.discard(call.key)
-        leg.session = session
-        leg.call_id = session.call_id
+        leg.attach(session)
         return True
 
     def _ended(self, event: CallEnded) -> None:
