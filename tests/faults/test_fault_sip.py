@@ -50,7 +50,8 @@ def workdir() -> Iterator[Path]:
 
 
 async def start_node(workdir: Path, **env: str) -> tuple[asyncio.subprocess.Process, int, int]:
-    """``voxgate serve`` with SIP on a free port; (process, SIP port, RTP range start)."""
+    """``voxgate serve`` with SIP on a free port; (process, SIP port, RTP range start).
+    Its HTTP port is in ``workdir/http_port``."""
     sip_port = free_udp_port()
     http_port = free_port()
     low, high = rtp_range()
@@ -78,6 +79,7 @@ async def start_node(workdir: Path, **env: str) -> tuple[asyncio.subprocess.Proc
                 if (await client.get(f"http://127.0.0.1:{http_port}/healthz")).status_code == 200:
                     break
             await asyncio.sleep(0.05)
+    (workdir / "http_port").write_text(str(http_port))
     return process, sip_port, low
 
 
@@ -217,12 +219,16 @@ def test_malformed_sip_gets_400_or_nothing_and_the_listener_goes_on(workdir: Pat
         try:
             replies = await asyncio.to_thread(_malformed, port)
             options = await sipp("options.xml", port, workdir)
+            http_port = (workdir / "http_port").read_text()
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"http://127.0.0.1:{http_port}/metrics")).text
         finally:
             await stop_node(process)
         assert replies[0].startswith(b"SIP/2.0 400 Bad Request")
         assert replies[1:] == [b""] * (len(replies) - 1)  # not addressable: no answer
         assert options.returncode == 0, explain(options, workdir)
         assert b"Traceback" not in (workdir / "serve.log").read_bytes()
+        assert 'voxgate_sip_events{kind="bad_message"} 5' in metrics  # every one counted
 
     run(scenario(), timeout=90)
 

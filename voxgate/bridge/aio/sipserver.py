@@ -121,7 +121,9 @@ class SipServer:
                 nonce_secret=secrets.token_bytes(16),
             ),
             busy=self._busy,
+            counted=lambda kind: METRICS.count("sip_events", kind=kind),
         )
+        self._layer_counts = (0, 0)  # the transaction layer's rejected and dropped, reported
         self.ports = RtpPorts(sip.host, sip.rtp_port_min, sip.rtp_port_max)
         self.legs: dict[str, SipLeg] = {}
         self._reserved: set[str] = set()  # calls holding a place on the node, no session yet
@@ -212,7 +214,18 @@ class SipServer:
             events, self.agent.events = self.agent.events, []
             for event in events:
                 self._event(event)
+        self._count_layer()
         self._arm()
+
+    def _count_layer(self) -> None:
+        """The transaction layer's refusals (503 for want of room) and unreadable messages."""
+        layer = self.agent.layer
+        rejected, dropped = self._layer_counts
+        if layer.rejected != rejected:
+            METRICS.count("sip_events", layer.rejected - rejected, kind="transactions_full")
+        if layer.dropped != dropped:
+            METRICS.count("sip_events", layer.dropped - dropped, kind="unreadable")
+        self._layer_counts = (layer.rejected, layer.dropped)
 
     def _arm(self) -> None:
         if self._timer is not None:

@@ -119,9 +119,16 @@ class AgentSettings:
 class SipAgent:
     """See the module docstring."""
 
-    def __init__(self, settings: AgentSettings, *, busy: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        busy: Callable[[], str | None],
+        counted: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.busy = busy  # "draining" or "full" when no call may start, else None
+        self._counted = counted  # told of each count too (the adapter's metrics)
         self.layer = TransactionLayer()
         self.outbox: list[Send] = []
         self.events: list[AgentEvent] = []
@@ -636,6 +643,8 @@ class SipAgent:
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
+        if self._counted is not None:
+            self._counted(name)
 
 
 def _offer(request: Request) -> SessionDescription | None:
