@@ -98,6 +98,14 @@ def answered(agent: SipAgent) -> tuple[SipCall, Response]:
     return call, ok
 
 
+def confirmed(agent: SipAgent) -> SipCall:
+    """A call answered and acknowledged, its events taken."""
+    call, _ = answered(agent)
+    agent.receive(ack(call.local_tag), PEER, 0.1)
+    agent.events.clear()
+    return call
+
+
 def test_an_invite_gets_100_at_once_and_reaches_the_adapter() -> None:
     agent = make_agent()
     call = incoming(agent)
@@ -161,9 +169,7 @@ def test_cancel_before_the_answer_gets_200_and_the_invite_487() -> None:
 
 def test_bye_ends_the_call_and_a_bye_for_no_dialog_gets_481() -> None:
     agent = make_agent()
-    call, _ = answered(agent)
-    agent.receive(ack(call.local_tag), PEER, 0.1)
-    agent.events.clear()
+    call = confirmed(agent)
     agent.receive(request("BYE", branch="z9hG4bK-bye", cseq=2, to_tag=call.local_tag), PEER, 1.0)
     assert statuses(agent) == [200]
     event = agent.events.pop()
@@ -283,9 +289,7 @@ def test_malformed_requests_get_400_with_the_reason_and_garbage_is_dropped() -> 
 
 def test_info_dtmf_relay_reaches_the_call() -> None:
     agent = make_agent()
-    call, _ = answered(agent)
-    agent.receive(ack(call.local_tag), PEER, 0.1)
-    agent.events.clear()
+    call = confirmed(agent)
     info = request(
         "INFO",
         branch="z9hG4bK-info",
@@ -301,9 +305,7 @@ def test_info_dtmf_relay_reaches_the_call() -> None:
 
 def test_a_hold_reinvite_is_answered_recvonly_and_reported() -> None:
     agent = make_agent()
-    call, _ = answered(agent)
-    agent.receive(ack(call.local_tag), PEER, 0.1)
-    agent.events.clear()
+    call = confirmed(agent)
     hold = OFFER.replace("a=ptime:20", "a=ptime:20\r\na=sendonly")
     agent.receive(
         request("INVITE", branch="z9hG4bK-hold", cseq=2, to_tag=call.local_tag, body=hold),
@@ -343,9 +345,7 @@ def test_a_reinvite_keeps_the_calls_codec_or_gets_488() -> None:
 
 def test_bye_while_a_reinvites_200_awaits_its_ack_ends_the_call_cleanly() -> None:
     agent = make_agent()
-    call, _ = answered(agent)
-    agent.receive(ack(call.local_tag), PEER, 0.1)
-    agent.events.clear()
+    call = confirmed(agent)
     hold = OFFER.replace("a=ptime:20", "a=ptime:20\r\na=sendonly")
     agent.receive(
         request("INVITE", branch="z9hG4bK-h", cseq=2, to_tag=call.local_tag, body=hold), PEER, 1.0
@@ -373,9 +373,7 @@ def test_a_reinvite_before_the_ack_gets_500_with_retry_after() -> None:
 
 def test_refer_then_a_notify_with_200_reports_the_transfer_done() -> None:
     agent = make_agent()
-    call, _ = answered(agent)
-    agent.receive(ack(call.local_tag), PEER, 0.1)
-    agent.events.clear()
+    call = confirmed(agent)
     agent.refer(call, "+15559990000")
     (refer,) = sent(agent)
     assert isinstance(refer, Request) and refer.method == "REFER"
