@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxgate.bridge.rtp.packet import RtpPacket, looks_like_rtcp, parse_rtp
+from voxgate.bridge.rtp.packet import RtpPacket, looks_like_rtcp, parse_rtp, plain_packet
 from voxgate.errors import ParseError, RtpParseError
 
 SSRC = 0x12345678
@@ -194,3 +194,12 @@ DEMUX = [
 @pytest.mark.parametrize(("wire", "is_rtcp"), DEMUX)
 def test_looks_like_rtcp(wire: bytes, is_rtcp: bool) -> None:
     assert looks_like_rtcp(wire) is is_rtcp
+
+
+@pytest.mark.parametrize("marker", [False, True])
+def test_the_plain_packet_fast_form_is_the_serialized_packet(marker: bool) -> None:
+    packet = RtpPacket(101, 65535, 0xFFFFFFFF, 0x01020304, b"\x05\x0a\x00\xa0", marker=marker)
+    assert plain_packet(101, 65535, 0xFFFFFFFF, 0x01020304, packet.payload, marker=marker) == (
+        packet.serialize()
+    )
+    assert parse_rtp(packet.serialize()) == packet

@@ -60,6 +60,7 @@ from voxgate.bridge.sip.message import parse_uri
 from voxgate.bridge.sip.outbound import start_outbound
 from voxgate.bridge.sip.register import Registration, RegistrationTarget
 from voxgate.bridge.sip.sdp import Negotiated, offer_sdp
+from voxgate.bridge.sip.uri import bracketed
 from voxgate.codecs.formats import Encoding
 from voxgate.errors import ConfigError, UnsupportedFormatError
 from voxgate.obs import METRICS
@@ -477,7 +478,6 @@ class SipServer:
         leg.start_media()
         custom = {"wss_url": dial.bot_url} if dial.bot_url else {}
         if self._open_session(leg, custom_parameters=custom):
-            dial.answered = True
             dial.call_id = leg.call_id
             log.info("outbound call answered", extra={"call_id": leg.call_id})
 
@@ -534,24 +534,17 @@ class _Dial:
     port: int
     bot_url: str | None
     result: asyncio.Future[DialResult]
-    answered: bool = False
-    call_id: str | None = None
+    call_id: str | None = None  # voxgate's call id, once the answered call has a session
 
     def finish(self, event: CallEnded) -> None:
         if self.result.done():
             return
-        if self.answered or (
-            event.call.final_status is not None
-            and event.reason
-            in (
-                "bye",
-                "local",
-            )
-        ):
-            outcome = DialResult("completed", event.reason, 200, True, self.call_id)
+        status = event.call.final_status  # set by the answer (a 2xx) only
+        if status is not None and 200 <= status < 300:
+            outcome = DialResult("completed", event.reason, status, True, self.call_id)
         else:
-            status = RESULTS.get(event.reason, "failed")
-            outcome = DialResult(status, event.reason, event.status, False, None)
+            result = RESULTS.get(event.reason, "failed")
+            outcome = DialResult(result, event.reason, event.status, False, None)
         self.result.set_result(outcome)
 
 
@@ -570,8 +563,7 @@ async def _trunk_address(trunk: str) -> tuple[str, int]:
 def _request_uri(target: str, trunk_host: str) -> str:
     if target.startswith(("sip:", "sips:")):
         return target
-    host = f"[{trunk_host}]" if ":" in trunk_host else trunk_host
-    return f"sip:{target.strip()}@{host}"
+    return f"sip:{target.strip()}@{bracketed(trunk_host)}"
 
 
 def _setup(call: SipCall) -> MediaSetup:

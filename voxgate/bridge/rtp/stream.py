@@ -50,7 +50,7 @@ import numpy as np
 
 from voxgate.bridge.events import DtmfReceived, MediaReceived, UpstreamEvent
 from voxgate.bridge.rtp.jitter import Frame, JitterBuffer
-from voxgate.bridge.rtp.packet import RtpPacket, looks_like_rtcp, parse_rtp
+from voxgate.bridge.rtp.packet import RtpPacket, looks_like_rtcp, parse_rtp, plain_packet
 from voxgate.bridge.rtp.rtcp import (
     ReceiverReport,
     ReportBlock,
@@ -287,12 +287,12 @@ class RtpStream:
         if self._dtmf:
             self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
             return None
-        packet = RtpPacket(
-            payload_type=self.setup.payload_type,
-            sequence=self._next_sequence(),
-            timestamp=self._timestamp,
-            ssrc=self.ssrc,
-            payload=payload,
+        packet = plain_packet(
+            self.setup.payload_type,
+            self._next_sequence(),
+            self._timestamp,
+            self.ssrc,
+            payload,
             marker=self._first,
         )
         self._first = False
@@ -300,7 +300,7 @@ class RtpStream:
         self.counters.packets_out += 1
         self._sent_audio += 1
         self._sent_octets += len(payload)
-        return packet.serialize()
+        return packet
 
     def dtmf(self, digits: str, duration_ms: int, now: float) -> int:
         """Queue RFC 4733 events for ``digits`` (those the peer can take); how many were queued."""
@@ -340,15 +340,17 @@ class RtpStream:
         out: list[bytes] = []
         while self._dtmf and self._dtmf[0][0] <= now:
             _, packet = self._dtmf.popleft()
-            numbered = RtpPacket(
-                packet.payload_type,
-                self._next_sequence(),
-                packet.timestamp,
-                packet.ssrc,
-                packet.payload,
-                packet.marker,
+            sequence = self._next_sequence()
+            out.append(
+                plain_packet(
+                    packet.payload_type,
+                    sequence,
+                    packet.timestamp,
+                    packet.ssrc,
+                    packet.payload,
+                    marker=packet.marker,
+                )
             )
-            out.append(numbered.serialize())
             self.counters.packets_out += 1
         return out
 

@@ -62,7 +62,7 @@ from voxgate.bridge.sip.calls import (
     SipCall,
     TransferDone,
 )
-from voxgate.bridge.sip.dialog import Address, Dialog, new_tag
+from voxgate.bridge.sip.dialog import Dialog, new_tag
 from voxgate.bridge.sip.message import (
     Request,
     Response,
@@ -81,6 +81,7 @@ from voxgate.bridge.sip.sdp import (
     parse_sdp,
     serialize_sdp,
 )
+from voxgate.bridge.sip.timers import Address
 from voxgate.bridge.sip.transaction import (
     AckOutsideTransaction,
     CancelReceived,
@@ -92,6 +93,7 @@ from voxgate.bridge.sip.transaction import (
     TimedOut,
     TransactionLayer,
 )
+from voxgate.bridge.sip.uri import bracketed
 from voxgate.errors import SdpParseError, SipParseError
 
 log = logging.getLogger("voxgate.sip")
@@ -134,8 +136,7 @@ class SipAgent:
         self.events: list[AgentEvent] = []
         self.calls: dict[str, SipCall] = {}  # by key
         self._by_dialog: dict[tuple[str, str], SipCall] = {}  # (Call-ID, local tag)
-        self._pending: dict[tuple[str, str], SipCall] = {}  # (Call-ID, INVITE branch), no final
-        self._invites: dict[tuple[str, str], SipCall] = {}  # the same, for every call kept
+        self._invites: dict[tuple[str, str], SipCall] = {}  # (Call-ID, INVITE branch)
         self._retransmits: dict[str, Retransmit2xx] = {}  # by call key
         self._requests_of: dict[str, str] = {}  # voxgate's requests in dialogs: branch -> key
         self._networks = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
@@ -207,7 +208,6 @@ class SipAgent:
         response.headers.add("Content-Type", "application/sdp")
         call.phase = Phase.ANSWERED
         call.final_status = 200
-        self._pending.pop(_pending_key(call.invite), None)
         call.dialog = Dialog.as_uas(call.invite, call.local_tag, call.source)
         self._by_dialog[(call.dialog.call_id, call.local_tag)] = call
         self.outbox += self.layer.respond(call.invite, response, self._now)
@@ -314,7 +314,7 @@ class SipAgent:
         if call is not None:
             self._dialog_request(call, request)
         elif method == "INVITE" and not _to_tag(request):
-            known = self._invites.get(_pending_key(request))
+            known = self._invites.get(_invite_key(request))
             if known is None:
                 self._invite(request, source)
             else:  # a copy after the 2xx ended its transaction (RFC 3261 13.3.1.4)
@@ -369,8 +369,7 @@ class SipAgent:
         )
         call.remote_offer = offer
         self.track(call)
-        self._pending[_pending_key(invite)] = call
-        self._invites[_pending_key(invite)] = call
+        self._invites[_invite_key(invite)] = call
         self.events.append(IncomingCall(call))
 
     def _authorized(self, invite: Request) -> bool:
@@ -408,7 +407,7 @@ class SipAgent:
         return False
 
     def _cancel(self, cancel: Request) -> None:
-        call = self._pending.pop(_pending_key(cancel), None)
+        call = self._invites.get(_invite_key(cancel))  # the INVITE it cancels (RFC 3261 9.2)
         if call is None or call.phase is not Phase.OFFERED:
             self._reply(cancel, 481)
             return
@@ -619,8 +618,7 @@ class SipAgent:
             return
         call.phase = Phase.ENDED
         self._retransmits.pop(call.key, None)
-        self._pending.pop(_pending_key(call.invite), None)
-        self._invites.pop(_pending_key(call.invite), None)
+        self._invites.pop(_invite_key(call.invite), None)
         self.calls.pop(call.key, None)
         if call.dialog is not None:
             self._by_dialog.pop((call.dialog.call_id, call.dialog.local_tag), None)
@@ -639,7 +637,7 @@ class SipAgent:
         return self.settings.advertised, self.settings.port
 
     def _contact(self) -> str:
-        return f"<sip:voxgate@{_host_text(self.settings.advertised)}:{self.settings.port}>"
+        return f"<sip:voxgate@{bracketed(self.settings.advertised)}:{self.settings.port}>"
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -657,7 +655,7 @@ def _offer(request: Request) -> SessionDescription | None:
         return None
 
 
-def _pending_key(request: Request) -> tuple[str, str]:
+def _invite_key(request: Request) -> tuple[str, str]:
     return request.headers.get("Call-ID") or "", _branch(request)
 
 
@@ -704,11 +702,7 @@ def _target_uri(target: str, call: SipCall) -> str:
         host = parse_uri(parse_name_addr(call.dialog.remote_uri).uri).host
     except SipParseError:
         host = call.source[0]
-    return f"sip:{target}@{_host_text(host)}"
-
-
-def _host_text(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+    return f"sip:{target}@{bracketed(host)}"
 
 
 def _dtmf_relay(body: bytes, kind: str) -> tuple[str | None, int | None]:

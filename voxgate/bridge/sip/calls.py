@@ -11,9 +11,10 @@ import enum
 from dataclasses import dataclass, field
 
 from voxgate.bridge.sip.auth import Credentials
-from voxgate.bridge.sip.dialog import Address, Dialog
+from voxgate.bridge.sip.dialog import Dialog
 from voxgate.bridge.sip.message import Request
 from voxgate.bridge.sip.sdp import Negotiated, SessionDescription
+from voxgate.bridge.sip.timers import Address
 
 
 class Direction(enum.StrEnum):

@@ -40,24 +40,19 @@ from voxgate.bridge.sip.message import (
     parse_name_addr,
     parse_uri,
 )
+from voxgate.bridge.sip.server_transaction import SIP_PORT
+from voxgate.bridge.sip.timers import Address
+from voxgate.bridge.sip.transaction import new_via
+from voxgate.bridge.sip.uri import bracketed
 from voxgate.errors import SipParseError
-
-Address = tuple[str, int]
-
-SIP_PORT = 5060  # RFC 3261 section 19.1.2: the default port of sip: URIs over UDP
-MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 section 8.1.1.7
 
 
 def new_tag() -> str:
     return secrets.token_hex(6)
 
 
-def new_branch() -> str:
-    return MAGIC_COOKIE + secrets.token_hex(10)
-
-
 def new_call_id(host: str) -> str:
-    return f"{secrets.token_hex(12)}@{host}"
+    return f"{secrets.token_hex(12)}@{bracketed(host)}"
 
 
 @dataclass(slots=True)
@@ -121,7 +116,7 @@ class Dialog:
         if method not in ("ACK", "CANCEL"):
             self.local_cseq += 1
         headers = Headers()
-        headers.add("Via", f"SIP/2.0/UDP {via_host}:{via_port};branch={new_branch()};rport")
+        headers.add("Via", new_via(via_host, via_port))
         headers.add("Max-Forwards", "70")
         for route in self.route_set:
             headers.add("Route", route)

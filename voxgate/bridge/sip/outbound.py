@@ -40,7 +40,7 @@ from voxgate.bridge.sip.calls import (
     Ringing,
     SipCall,
 )
-from voxgate.bridge.sip.dialog import Address, Dialog, new_branch, new_call_id, new_tag
+from voxgate.bridge.sip.dialog import Dialog, new_call_id, new_tag
 from voxgate.bridge.sip.message import Headers, Request, Response, parse_message
 from voxgate.bridge.sip.sdp import (
     Negotiated,
@@ -49,6 +49,9 @@ from voxgate.bridge.sip.sdp import (
     parse_sdp,
     serialize_sdp,
 )
+from voxgate.bridge.sip.timers import Address
+from voxgate.bridge.sip.transaction import new_via
+from voxgate.bridge.sip.uri import bracketed
 from voxgate.errors import SdpParseError
 
 if TYPE_CHECKING:
@@ -72,9 +75,9 @@ def start_outbound(
     local_tag = new_tag()
     caller = from_number or "voxgate"
     headers = Headers()
-    headers.add("Via", f"SIP/2.0/UDP {host}:{port};branch={new_branch()};rport")
+    headers.add("Via", new_via(host, port))
     headers.add("Max-Forwards", "70")
-    headers.add("From", f"<sip:{caller}@{host}>;tag={local_tag}")
+    headers.add("From", f"<sip:{caller}@{bracketed(host)}>;tag={local_tag}")
     headers.add("To", f"<{request_uri}>")
     headers.add("Call-ID", new_call_id(host))
     headers.add("CSeq", f"{secrets.randbelow(2**16) + 1} INVITE")
@@ -204,7 +207,7 @@ def _authenticate(agent: SipAgent, call: SipCall, response: Response) -> None:
     number = int((invite.headers.get("CSeq") or "1").split()[0]) + 1
     invite.headers.set("CSeq", f"{number} INVITE")
     host, port = agent.via()
-    invite.headers.set("Via", f"SIP/2.0/UDP {host}:{port};branch={new_branch()};rport")
+    invite.headers.set("Via", new_via(host, port))
     value = auth.authorization(
         challenge,
         call.credentials,

@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from voxgate.bridge.sip import auth
-from voxgate.bridge.sip.dialog import Address, new_branch, new_call_id, new_tag
+from voxgate.bridge.sip.dialog import new_call_id, new_tag
 from voxgate.bridge.sip.message import (
     Headers,
     Request,
     Response,
     parse_name_addr,
 )
+from voxgate.bridge.sip.timers import Address
+from voxgate.bridge.sip.transaction import new_branch, new_via
 from voxgate.errors import SipParseError
 
 RETRY_AFTER: Final = 60.0  # seconds after a failure before trying again
@@ -126,9 +128,7 @@ class Registration:
         self._branch = new_branch()
         aor = f"<sip:{target.username}@{target.domain}>"
         headers = Headers()
-        headers.add(
-            "Via", f"SIP/2.0/UDP {target.via[0]}:{target.via[1]};branch={self._branch};rport"
-        )
+        headers.add("Via", new_via(*target.via, branch=self._branch))
         headers.add("Max-Forwards", "70")
         headers.add("From", f"{aor};tag={self._tag}")
         headers.add("To", aor)

@@ -90,6 +90,7 @@ from voxgate.bridge.sip.timers import (
     TimedOut,
     Timers,
 )
+from voxgate.bridge.sip.uri import bracketed
 from voxgate.errors import SipParseError
 
 __all__ = [
@@ -113,6 +114,7 @@ __all__ = [
     "TransactionLayer",
     "build_ack",
     "new_branch",
+    "new_via",
     "response_target",
     "server_key",
 ]
@@ -173,6 +175,12 @@ LayerEvent = (
 def new_branch() -> str:
     """A fresh Via branch with the magic cookie (RFC 3261 section 8.1.1.7)."""
     return MAGIC_COOKIE + secrets.token_hex(12)
+
+
+def new_via(host: str, port: int, branch: str | None = None) -> str:
+    """The Via of a new request voxgate sends: a fresh branch unless one is given, rport
+    asked (RFC 3581)."""
+    return f"SIP/2.0/UDP {bracketed(host)}:{port};branch={branch or new_branch()};rport"
 
 
 class TransactionLayer:

@@ -79,7 +79,7 @@ class SipUri:
         port = "" if self.port is None else f":{self.port}"
         headers = "&".join(f"{name}={value}" for name, value in self.headers.items())
         query = f"?{headers}" if headers else ""
-        return f"{self.scheme}:{userinfo}{_bracketed(self.host)}{port}{params}{query}"
+        return f"{self.scheme}:{userinfo}{bracketed(self.host)}{port}{params}{query}"
 
     def __hash__(self) -> int:
         return hash((self.scheme, self.user, self.host, self.port, self.password)) ^ (
@@ -87,7 +87,8 @@ class SipUri:
         )
 
 
-def _bracketed(host: str) -> str:
+def bracketed(host: str) -> str:
+    """``host`` as it stands in a URI or a Via: an IPv6 address in brackets."""
     return f"[{host}]" if ":" in host else host
 
 
@@ -281,7 +282,7 @@ class Via:
 
     def __str__(self) -> str:
         port = "" if self.port is None else f":{self.port}"
-        hostport = f"{_bracketed(self.host)}{port}"
+        hostport = f"{bracketed(self.host)}{port}"
         return f"SIP/2.0/{self.transport} {hostport}{format_params(self.params)}"
 
     def __hash__(self) -> int:
