@@ -180,9 +180,8 @@ class SipLeg:
         events = self.stream.receive(data, source, now)
         if events and self.session is not None:
             self.session.on_carrier_events(events, now)
-        due = self.stream.next_due()
-        if due is not None:
-            self._schedule(self, min(due, self._next_due()))
+        if self.stream.next_due() is not None:  # a frame held for a gap: wake to release it
+            self._schedule(self, self._next_due())
 
     # --- CarrierLeg -------------------------------------------------------------------------
 
