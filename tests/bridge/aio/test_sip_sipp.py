@@ -206,3 +206,48 @@ def test_a_node_of_two_workers_takes_sip_calls_from_several_peers(workdir: Path)
         assert "Traceback" not in log
 
     run(scenario(), timeout=120)
+
+
+def test_no_rtp_for_the_rtp_timeout_ends_the_call_with_bye(workdir: Path) -> None:
+    async def scenario() -> None:
+        env = {"VOXGATE_SIP_RTP_TIMEOUT": "2"}
+        async with ScriptedBot() as bot, sip_node(workdir, VOXGATE_BOT_URL=bot.url, **env) as port:
+            started = time.monotonic()
+            result = await sipp("uac_bot_hangs_up.xml", port, workdir)  # it sends no RTP
+            took = time.monotonic() - started
+            connection = await bot.connection()
+            stop = (await connection.wait_for_type("stop"))[0]
+        assert result.returncode == 0, explain(result, workdir)  # it got voxgate's BYE
+        assert stop["reason"] == "caller_hangup"
+        assert 2.0 <= took < 12.0
+        assert "no RTP for" in (workdir / "serve.log").read_text()
+
+    run(scenario(), timeout=90)
+
+
+def test_the_called_numbers_route_picks_the_bot_and_may_connect_it_after_the_answer(
+    workdir: Path,
+) -> None:
+    """A route whose bot never completes its handshake, connected after the answer: the call
+    is answered at once (no ringing for the bot), then the fallback hangs up with BYE."""
+
+    async def scenario() -> None:
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen()
+            bot_port = silent.getsockname()[1]
+            config = workdir / "voxgate.toml"
+            config.write_text(
+                "[bot]\nconnect_timeout = 1.0\nreconnect_for = 0\n\n"
+                '[routes."+15557770000"]\n'
+                f'url = "ws://127.0.0.1:{bot_port}/"\n'
+                "connect_ws_after_answer = 1\n"
+            )
+            async with sip_node(workdir, VOXGATE_CONFIG=str(config)) as port:
+                result = await sipp("uac_bot_hangs_up.xml", port, workdir)
+        assert result.returncode == 0, explain(result, workdir)  # 200, then BYE
+        log = (workdir / "serve.log").read_text()
+        assert f"call started: sip, bot ws://127.0.0.1:{bot_port}/" in log  # the route's bot
+        assert '"reason":"bot_unreachable"' in log
+
+    run(scenario(), timeout=90)

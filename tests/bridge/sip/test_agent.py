@@ -303,12 +303,13 @@ def test_info_dtmf_relay_reaches_the_call() -> None:
     assert agent.events == [DtmfInfo(call, "5", 160)]
 
 
-def test_a_hold_reinvite_is_answered_recvonly_and_reported() -> None:
+@pytest.mark.parametrize("method", ["INVITE", "UPDATE"])
+def test_a_hold_reinvite_or_update_is_answered_recvonly_and_reported(method: str) -> None:
     agent = make_agent()
     call = confirmed(agent)
     hold = OFFER.replace("a=ptime:20", "a=ptime:20\r\na=sendonly")
     agent.receive(
-        request("INVITE", branch="z9hG4bK-hold", cseq=2, to_tag=call.local_tag, body=hold),
+        request(method, branch="z9hG4bK-hold", cseq=2, to_tag=call.local_tag, body=hold),
         PEER,
         1.0,
     )
