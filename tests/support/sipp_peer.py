@@ -80,7 +80,9 @@ async def sipp(
     text = (SCENARIOS / scenario).read_text()
     if not digits or not ROOT or not DTMF_PCAP.exists():  # no raw socket: leave the digit out
         text = text.replace(f'<exec play_pcap_audio="{DTMF_PCAP}"/>', "")
-    (workdir / scenario).write_text(text)
+    staged = workdir / f".{scenario}.{os.getpid()}.{id(text)}"
+    staged.write_text(text)
+    staged.replace(workdir / scenario)  # whole, for SIPp runs that read it at the same time
     command = [
         SIPP,
         f"127.0.0.1:{sip_port}",

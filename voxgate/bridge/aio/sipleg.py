@@ -160,8 +160,8 @@ class SipLeg:
         """The call's session: from now on its id names the leg in logs too."""
         self.session = session
         self.call_id = session.call_id
-        self._log["call_id"] = session.call_id  # the SIP key stays in sip_key
-        self._log["sip_key"] = self.sip.key
+        self._log["call_id"] = session.call_id  # the SIP key stays, as sip_leg
+        self._log["sip_leg"] = self.sip.key
 
     @property
     def port(self) -> int:
