@@ -20,6 +20,10 @@ from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
+# Fixtures from tests/support: a throwaway PostgreSQL server with a fresh database per
+# test, and a store of each backend in turn.
+pytest_plugins = ["postgres", "stores"]
+
 # The machines are shared and noisy: an example that is slow once is not a bug.
 settings.register_profile("voxgate", deadline=None)
 settings.load_profile("voxgate")
