@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}  # RFC 6455 section 3
+SECURE_SCHEMES: Final = frozenset({"wss", "https"})  # TLS; https: RFC 9110 section 4.2.2
 
 METADATA_ADDRESSES: Final = frozenset(
     {
@@ -140,32 +142,39 @@ def _embedded_v4(
 
 @dataclass(frozen=True, slots=True)
 class BotEndpoint:
-    """The parts of a bot URL that decide where it goes."""
+    """The parts of a bot URL (or a webhook URL) that decide where it goes."""
 
-    scheme: str  # "ws" or "wss"
+    scheme: str  # "ws" or "wss" ("http" or "https" for a webhook)
     host: str  # lower case, no brackets, no trailing dot
     port: int  # the default port of the scheme when the URL names none
     path: str
 
     @property
     def secure(self) -> bool:
-        return self.scheme == "wss"
+        return self.scheme in SECURE_SCHEMES
 
 
 def parse_bot_url(url: str) -> BotEndpoint:
     """The endpoint of a ``ws://`` or ``wss://`` URL; ValueError (without secrets) if not one."""
+    return parse_endpoint(url, DEFAULT_PORTS, "bot URL")
+
+
+def parse_endpoint(url: str, default_ports: Mapping[str, int], what: str) -> BotEndpoint:
+    """The endpoint of a URL whose scheme is one of ``default_ports`` (webhooks: http,
+    https); ValueError naming ``what`` (without secrets) if not one."""
     if _CONTROL_OR_SPACE.search(url):
-        raise ValueError("the bot URL holds whitespace or a control character")
+        raise ValueError(f"the {what} holds whitespace or a control character")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise ValueError("the bot URL is malformed (bad host or port)") from None
+        raise ValueError(f"the {what} is malformed (bad host or port)") from None
     scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError("the bot URL is not ws:// or wss:// with a host")
+    if scheme not in default_ports or not parts.hostname:
+        schemes = " or ".join(f"{name}://" for name in default_ports)
+        raise ValueError(f"the {what} is not {schemes} with a host")
     host = _canonical_host(parts.hostname)
-    return BotEndpoint(scheme, host, DEFAULT_PORTS[scheme] if port is None else port, parts.path)
+    return BotEndpoint(scheme, host, default_ports[scheme] if port is None else port, parts.path)
 
 
 def allowed_by_patterns(url: str, patterns: tuple[str, ...] | list[str]) -> bool:

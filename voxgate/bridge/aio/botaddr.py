@@ -24,7 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from voxgate.bridge.botaddr import allowed_by_patterns, forbidden_address, parse_bot_url
+from voxgate.bridge.botaddr import (
+    BotEndpoint,
+    allowed_by_patterns,
+    forbidden_address,
+    parse_bot_url,
+)
 from voxgate.errors import VoxgateError
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -57,7 +62,7 @@ class VettedTarget:
     host: str
     port: int
     address: str  # the one address to connect to
-    secure: bool  # wss://
+    secure: bool  # wss:// (https:// for a webhook)
     addresses: tuple[str, ...] = ()  # every address the name resolved to (all vetted)
 
     def connect_kwargs(self) -> dict[str, object]:
@@ -103,8 +108,23 @@ async def vet_bot_url(
     matched = bool(allow) and allowed_by_patterns(url, allow)
     if allow and not matched:
         raise BotAddressRefused(f"{endpoint.host}:{endpoint.port} does not match bot.allow")
+    return await vet_endpoint(
+        endpoint, private_allowed=matched or private_allowed, resolve=resolve, timeout=timeout
+    )
+
+
+async def vet_endpoint(
+    endpoint: BotEndpoint,
+    *,
+    private_allowed: bool,
+    resolve: Resolver = system_resolver,
+    timeout: float = RESOLVE_TIMEOUT,
+) -> VettedTarget:
+    """Resolve a parsed endpoint and check every address (unless ``private_allowed``); the
+    same errors as :func:`vet_bot_url`. Webhook URLs come here too
+    (:mod:`voxgate.bridge.control.ssrf`)."""
     addresses = await _addresses(endpoint.host, endpoint.port, resolve, timeout)
-    if not (matched or private_allowed):
+    if not private_allowed:
         for address in addresses:
             why = forbidden_address(address)
             if why is not None:
