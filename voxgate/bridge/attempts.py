@@ -106,5 +106,13 @@ class BotAttempts:
         self.retry_at = now + delay
         return True
 
+    def restart(self, now: float) -> None:
+        """A new bot for the same call: a fresh start, with the start's time to connect."""
+        self.close()
+        self.retry_at = None
+        self._retries = 0
+        self._outage_since = None
+        self._give_up_at = now + self._connect_timeout
+
     def stop_retrying(self) -> None:
         self.retry_at = None

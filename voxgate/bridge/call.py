@@ -337,6 +337,65 @@ class Call:
         self._transfer_target = None
         self._send_bot(ErrorReported("transfer_unavailable", f"the carrier refused: {reason}"))
 
+    # --- inputs from the control plane (the REST API acting on a live call) ---------------
+
+    @property
+    def transfer_target(self) -> str | None:
+        """Where the call is being (or was) transferred, if it is."""
+        return self._transfer_target
+
+    @property
+    def live(self) -> bool:
+        """The call can still be acted on (not ended, not already ending)."""
+        return self.state not in (CallState.ENDING, CallState.ENDED)
+
+    def api_hangup(self, now: float) -> None:
+        """``POST /v1/calls/{id}/hangup``: end the call now, queued audio or not."""
+        if self.state is CallState.ENDED:
+            return
+        self._ending_reason = "api_hangup"
+        self._bot.stop_retrying()
+        self._finish(now)
+
+    def api_transfer(self, target: str, now: float) -> str | None:
+        """``POST /v1/calls/{id}/transfer``; None when under way, else why it cannot be."""
+        if not self.policy.carrier_rest:
+            return "this call's carrier cannot transfer it"
+        if self._transfer_target is not None:
+            return "a transfer is already under way"
+        self._transfer(target, now)
+        return None
+
+    def api_dtmf(self, digits: str, now: float) -> None:
+        """``POST /v1/calls/{id}/dtmf``: send keypresses to the caller's side."""
+        self._send_dtmf(DtmfSendRequested(digits), now)
+
+    def api_play(self, carrier_audio: bytes, now: float, *, barge_in: bool) -> bool:
+        """``POST /v1/calls/{id}/play``: queue audio (already in the carrier's format) for
+        the caller, after clearing what is queued when ``barge_in``; False if it is over
+        the queue's bound."""
+        if barge_in:
+            self._playout.clear()
+            self._drain_playout(now)
+        return self._enqueue(carrier_audio, now)
+
+    def replace_bot(self, bot_format: AudioFormat, now: float) -> None:
+        """``POST /v1/calls/{id}/bot``: close the bot's socket (1000, ``bot_replaced``),
+        forget its queued audio, and connect the new bot (the adapter knows its address)
+        with the start's connect budget; the new bot gets ``start`` as a first bot would."""
+        if not self.live:
+            return
+        self._close_bot(1000, "bot_replaced")
+        self._bot.restart(now)
+        self._playout.clear()
+        self._drain_playout(now)
+        self.bot_format = bot_format
+        self._to_bot = Transcoder(self.carrier_format, bot_format)
+        self._to_carrier = Transcoder(bot_format, self.carrier_format)
+        self._message_seconds = MAX_MESSAGE_BYTES / bot_format.bytes_per(1000)
+        self.state = CallState.CONNECTING
+        self._connect(now)
+
     # --- time -----------------------------------------------------------------------------
 
     def next_due(self) -> float | None:

@@ -68,7 +68,11 @@ SUMMARY_COUNTERS: Final = (  # per-call counters added to the process totals at 
 CarrierAction = Callable[[CarrierHangup | CarrierTransfer], Awaitable[str | None]]
 """Runs a carrier REST action; returns None on success, else why it failed."""
 
-__all__ = ["BotTarget", "CallSession", "CarrierAction", "CarrierLeg", "StreamLeg"]
+CallObserver = Callable[["CallSession", str, dict[str, object]], None]
+"""Told what happens in a call that the control plane reports (``bot.connected``,
+``bot.disconnected``, ``dtmf.received``): the session, the event type, its data."""
+
+__all__ = ["BotTarget", "CallObserver", "CallSession", "CarrierAction", "CarrierLeg", "StreamLeg"]
 
 
 class CarrierLeg(Protocol):
@@ -122,6 +126,7 @@ class CallSession:
         schedule: Callable[[CallSession, float | None], None],
         carrier_action: CarrierAction | None = None,
         inbound_rate: InboundRate | None = None,
+        on_ended: Callable[[CallSession, CallEnded], None] | None = None,
     ) -> None:
         self.call_id = call_id
         self.carrier = carrier
@@ -131,6 +136,8 @@ class CallSession:
         self._schedule = schedule
         self._carrier_action = carrier_action
         self._inbound_rate = inbound_rate
+        self.on_ended = on_ended  # told once, when the call is over (the control plane listens)
+        self.observer: CallObserver | None = None
         self._link: BotSocket | None = None  # the current attempt
         self._links: set[BotSocket] = set()  # every attempt not yet wound up
         self._tasks: set[asyncio.Task[None]] = set()
@@ -182,7 +189,16 @@ class CallSession:
     def _feed(self, event: UpstreamEvent, now: float) -> None:
         if isinstance(event, DtmfReceived):
             log.info("dtmf received (%s)", event.method or "carrier", extra=self._log)
+            self._tell("dtmf.received", {"digit": event.digit, "method": event.method})
         self.call.carrier_event(event, now)
+
+    def _tell(self, event_type: str, data: dict[str, object]) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(self, event_type, data)
+            except Exception:  # the listener's failure is not the call's
+                METRICS.count("errors", kind="internal")
+                log.exception("the call's observer failed", extra=self._log)
 
     def _admit(self, event: MediaReceived, now: float) -> bool:
         """Whether the caller's audio is within the stream's rate bound."""
@@ -232,11 +248,41 @@ class CallSession:
         for task in self._tasks:
             task.cancel()
 
+    # --- what the control plane asks (the REST API's live-call actions) ------------------
+
+    def api_hangup(self) -> None:
+        self._guard(lambda: self.call.api_hangup(_now()))
+        self._guard(self._pump)
+
+    def api_transfer(self, target: str) -> str | None:
+        """None when the transfer is under way, else why it cannot be."""
+        problem = self.call.api_transfer(target, _now())
+        self._guard(self._pump)
+        return problem
+
+    def api_dtmf(self, digits: str) -> None:
+        self._guard(lambda: self.call.api_dtmf(digits, _now()))
+        self._guard(self._pump)
+
+    def api_play(self, carrier_audio: bytes, *, barge_in: bool) -> bool:
+        """Queue audio in the carrier's format; False when over the call's queue bound."""
+        queued = self.call.api_play(carrier_audio, _now(), barge_in=barge_in)
+        self._guard(self._pump)
+        return queued
+
+    def replace_bot(self, bot: BotTarget) -> None:
+        """Move the call to another bot (its address vetted by the caller)."""
+        self.bot = bot
+        self._guard(lambda: self.call.replace_bot(bot.audio or self.call.carrier_format, _now()))
+        self._guard(self._pump)
+
     # --- what the bot's sockets report (BotSocketOwner) -----------------------------------
 
     def bot_connected(self, link: BotSocket) -> None:
         self._guard(lambda: self.call.bot_connected(_now(), attempt=link.attempt))
         self._guard(self._pump)
+        if link is self._link:
+            self._tell("bot.connected", {"attempt": link.attempt})
 
     def bot_message(self, link: BotSocket, message: Message) -> None:
         if self._failed or link.dialect is None:
@@ -269,6 +315,7 @@ class CallSession:
 
     def bot_disconnected(self, link: BotSocket, reason: str, code: int | None) -> None:
         self._links.discard(link)
+        self._tell("bot.disconnected", {"attempt": link.attempt, "code": code})
         self._guard(
             lambda: self.call.bot_disconnected(reason, _now(), attempt=link.attempt, code=code)
         )
@@ -341,6 +388,12 @@ class CallSession:
             value = summary.get(name)
             if isinstance(value, int) and value:
                 METRICS.count(name, value)
+        if self.on_ended is not None:
+            try:
+                self.on_ended(self, output)
+            except Exception:  # the listener's failure is not the call's
+                METRICS.count("errors", kind="internal")
+                log.exception("the call's end listener failed", extra=self._log)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
