@@ -121,6 +121,7 @@ ENV_VECTORS = [  # (variable, text, section.key, value)
     ("VOXGATE_MAX_PENDING", "7", "server.max_pending", 7),
     ("VOXGATE_MAX_INBOUND_RATE", "1.5", "server.max_inbound_rate", 1.5),
     ("VOXGATE_WORKERS", "4", "server.workers", 4),
+    ("VOXGATE_NODE_NAME", "node-a", "server.node_name", "node-a"),
     (
         "VOXGATE_BOT_ALLOW",
         "bots.example.com, *.example.net\nwss://x.example.org/v/",
@@ -159,6 +160,13 @@ ENV_VECTORS = [  # (variable, text, section.key, value)
     ("VOXGATE_SIP_TRUNK_PASSWORD", "p1", "sip.trunk_password", "p1"),
     ("VOXGATE_SIP_FROM_NUMBER", "+15550001111", "sip.from_number", "+15550001111"),
     ("VOXGATE_SIP_REGISTER", "true", "sip.register", True),
+    ("VOXGATE_STORE_URL", "postgresql://vg@db/voxgate", "store.url", "postgresql://vg@db/voxgate"),
+    ("VOXGATE_API_RATE_LIMIT", "20", "api.rate_limit", 20.0),
+    ("VOXGATE_API_MAX_BODY", "65536", "api.max_body", 65536),
+    ("VOXGATE_API_MAX_PLAY_BYTES", "2048", "api.max_play_bytes", 2048),
+    ("VOXGATE_WEBHOOKS_SECRET", "whsec_x", "webhooks.secret", "whsec_x"),
+    ("VOXGATE_WEBHOOKS_PRIVATE_TARGETS", "deny", "webhooks.private_targets", "deny"),
+    ("VOXGATE_WEBHOOKS_TIMEOUT", "3", "webhooks.timeout", 3.0),
     ("VOXGATE_LOG_LEVEL", "DEBUG", "log.level", "debug"),
     ("VOXGATE_LOG_FORMAT", "text", "log.format", "text"),
 ]

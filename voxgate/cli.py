@@ -23,6 +23,8 @@ from voxgate import __version__
 from voxgate.bots import echo as echo_bot
 from voxgate.bridge.aio.app import Bridge
 from voxgate.bridge.aio.server import serve
+from voxgate.bridge.control.keys import new_key
+from voxgate.bridge.store import open_store
 from voxgate.config import load_config
 from voxgate.errors import ConfigError
 from voxgate.obs import setup_logging
@@ -79,6 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
     dial.add_argument(
         "--sip-port", type=int, default=0, help="local SIP port (default: any free port)"
     )
+    keys = commands.add_parser(
+        "keys",
+        help="create, list and revoke REST API keys",
+        description=(
+            "API keys for the REST control plane, kept (hashed) in the store named by "
+            "store.url (env: VOXGATE_STORE_URL)."
+        ),
+    )
+    keys.add_argument("--config", help="TOML configuration file (env: VOXGATE_CONFIG)")
+    key_commands = keys.add_subparsers(dest="keys", metavar="ACTION", required=True)
+    create = key_commands.add_parser(
+        "create", help="make a key and print it (shown this once: only its hash is kept)"
+    )
+    create.add_argument(
+        "--test",
+        action="store_true",
+        help="a test key (vg_test_...): its calls go to the simulated callee, never a trunk",
+    )
+    key_commands.add_parser("list", help="list keys (ids, modes, first characters)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id", help="the key's id (key_...)")
     bot = commands.add_parser("bot", help="run a sample bot")
     bots = bot.add_subparsers(dest="bot", metavar="BOT", required=True)
     echo = bots.add_parser(
@@ -103,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _echo(args)
     if args.command == "dial":
         return _dial(args)
+    if args.command == "keys":
+        return _keys(args)
     parser.print_help()
     return 0
 
@@ -167,6 +192,44 @@ def _dial(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(outcome or {"status": "failed", "reason": "interrupted"}))
     return 0 if outcome.get("answered") else 1
+
+
+def _keys(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"voxgate: {error}", file=sys.stderr)
+        return 2
+    lines: list[str] = []
+
+    async def act() -> int:
+        store = open_store(config.store.url)
+        await store.open()
+        try:
+            if args.keys == "create":
+                secret, record = new_key("test" if args.test else "live")
+                await store.add_key(record)
+                lines.append(secret)
+            elif args.keys == "list":
+                lines.extend(
+                    f"{k.id}\t{k.mode}\t{k.prefix}...\t{'revoked' if k.revoked else 'active'}"
+                    for k in await store.list_keys()
+                )
+            elif not await store.revoke_key(args.key_id):
+                print(f"voxgate keys: no key {args.key_id!r}", file=sys.stderr)
+                return 1
+            return 0
+        finally:
+            await store.close()
+
+    try:
+        status = asyncio.run(act())
+    except (ConfigError, OSError) as error:
+        print(f"voxgate keys: {error}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    return status
 
 
 def _echo(args: argparse.Namespace) -> int:

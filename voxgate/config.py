@@ -71,6 +71,7 @@ class ServerConfig:
     max_pending: int = 100  # connections that have not started a call yet
     max_inbound_rate: float = 3.0  # carrier audio beyond this many times real time is dropped
     workers: int = 0  # processes sharing the port; 0 = one per core (one on loopback)
+    node_name: str = ""  # this node's name in a shared store; "" = <hostname>:<port>
 
     def worker_count(self) -> int:
         """How many worker processes ``voxgate serve`` runs."""
@@ -175,6 +176,32 @@ class SipConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where the control plane keeps keys, calls, numbers and the webhook outbox."""
+
+    url: str = "sqlite:///var/voxgate.db"  # sqlite:///path (relative to the working directory)
+    # or postgresql://user:password@host:port/db (several nodes sharing one store)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The REST control plane (/v1)."""
+
+    rate_limit: float = 100.0  # requests per second per API key (on each worker)
+    max_body: int = 1048576  # bytes of one request's body
+    max_play_bytes: int = 10485760  # bytes of audio one /play may fetch or upload
+
+
+@dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    """Webhook delivery."""
+
+    secret: str = ""  # signs per-call and per-number webhook_url deliveries; "" = made once
+    private_targets: PrivateTargets = "auto"  # webhook URLs on private/loopback addresses
+    timeout: float = 10.0  # seconds one delivery attempt may take
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: LogLevel = "info"
     format: LogFormat = "json"
@@ -190,6 +217,9 @@ class Config:
     telnyx: TelnyxConfig = field(default_factory=TelnyxConfig)
     plivo: PlivoConfig = field(default_factory=PlivoConfig)
     sip: SipConfig = field(default_factory=SipConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def bot_for(self, called_number: str | None) -> BotConfig:
@@ -372,6 +402,18 @@ def _sip_uri(value: str) -> str:
     return value
 
 
+def _webhook_timeout(value: float) -> float:
+    if not 0 < value < 60:  # under the outbox's 60 s lease: a slow attempt is not sent twice
+        raise ValueError("must be more than 0 and less than 60 seconds")
+    return value
+
+
+def _store_url(value: str) -> str:
+    if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError("must start with sqlite:/// or postgresql://")
+    return value
+
+
 def _host(value: str) -> str:
     if not value.strip() or any(char.isspace() for char in value.strip()):
         raise ConfigError(f"must be a host name or address, got {value!r}")
@@ -406,6 +448,7 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "max_pending": _Key(int, _int_in(1)),
         "max_inbound_rate": _Key(float, _at_least(1.0)),
         "workers": _Key(int, _int_in(0, 256)),
+        "node_name": _Key(str),
     },
     "bot": {
         "url": _Key(str, _url("ws", "wss")),
@@ -463,6 +506,19 @@ _SCHEMA: Final[dict[str, dict[str, _Key]]] = {
         "from_number": _Key(str),
         "register": _Key(bool),
     },
+    "store": {
+        "url": _Key(str, _store_url),
+    },
+    "api": {
+        "rate_limit": _Key(float, _at_least(0.1)),
+        "max_body": _Key(int, _int_in(1024)),
+        "max_play_bytes": _Key(int, _int_in(1024)),
+    },
+    "webhooks": {
+        "secret": _Key(str),
+        "private_targets": _Key(str, _one_of(*get_args(PrivateTargets))),
+        "timeout": _Key(float, _webhook_timeout),
+    },
     "log": {
         "level": _Key(str, _one_of(*get_args(LogLevel))),
         "format": _Key(str, _one_of(*get_args(LogFormat))),
@@ -477,6 +533,9 @@ _SECTION_CLASSES: Final[dict[str, type]] = {
     "telnyx": TelnyxConfig,
     "plivo": PlivoConfig,
     "sip": SipConfig,
+    "store": StoreConfig,
+    "api": ApiConfig,
+    "webhooks": WebhooksConfig,
     "log": LogConfig,
 }
 
@@ -488,6 +547,9 @@ _ENV_PREFIXES: Final = {
     "telnyx": "VOXGATE_TELNYX_",
     "plivo": "VOXGATE_PLIVO_",
     "sip": "VOXGATE_SIP_",
+    "store": "VOXGATE_STORE_",  # VOXGATE_STORE_URL
+    "api": "VOXGATE_API_",
+    "webhooks": "VOXGATE_WEBHOOKS_",
     "log": "VOXGATE_LOG_",
 }
 

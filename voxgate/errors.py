@@ -63,3 +63,24 @@ class SdpParseError(ParseError):
 
 class RtpParseError(ParseError):
     """An RTP or RTCP packet is malformed or truncated; dropped and counted."""
+
+
+class ApiError(VoxgateError):
+    """A REST request cannot be served; answered ``{"error": {"code", "message"}}`` with
+    ``status`` (and ``field`` naming the request field at fault, for a validation error)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}

@@ -227,6 +227,10 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     # picows logs each connection at info and raw handshake bytes (headers, tokens) at
     # its own level below debug: voxgate logs its own lines with the call id instead.
     logging.getLogger("picows").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at info (a webhook's path or query may hold a
+    # token): voxgate logs its deliveries itself, without them.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def safe_reason(text: str, limit: int = 123) -> str:

@@ -27,6 +27,7 @@ import asyncio
 import gc
 import logging
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,10 +35,9 @@ from dataclasses import replace
 from typing import Any, Final
 
 import httpx
-from starlette.applications import Starlette
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 from websockets.asyncio.server import Server
 
 from voxgate import __version__
@@ -60,12 +60,14 @@ from voxgate.bridge.botlink.dialects import canonical_bot_dialect
 from voxgate.bridge.call_api import CallPolicy
 from voxgate.bridge.carriers.registry import CarrierSpec
 from voxgate.bridge.carriers.telnyx import TelnyxDialect
+from voxgate.bridge.control.app import build_api
+from voxgate.bridge.control.plane import ControlPlane
 from voxgate.bridge.dialect import Dialect
 from voxgate.bridge.events import StreamStarted
 from voxgate.bridge.ratelimit import InboundRate
 from voxgate.codecs.formats import PCMU_8K, AudioFormat
 from voxgate.codecs.resample import prepare_filters
-from voxgate.config import Config, is_loopback, parse_header_lines
+from voxgate.config import BotConfig, Config, is_loopback, parse_header_lines
 from voxgate.errors import ConfigError, UnsupportedFormatError
 from voxgate.obs import METRICS, render_exposition
 from voxgate.redact import redact_url, scrub
@@ -92,6 +94,7 @@ class Bridge:
         self._tasks: set[asyncio.Future[None]] = set()
         self._held = 0  # places reserved for calls without a session yet (no node)
         self.sip: SipServer | None = None
+        self.control: ControlPlane | None = None  # the REST control plane, when it runs
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient()
@@ -205,6 +208,24 @@ class Bridge:
             log.warning("%s: refused a call", busy, extra={"carrier_call_id": started.call_id})
             carrier_socket.close(TRY_AGAIN_LATER, f"voxgate is {busy}; try again later")
             return None
+        if self.control is not None:
+            decision = await self.control.decide(
+                to_number=started.to_number,
+                from_number=started.from_number,
+                carrier=name,
+                carrier_call_id=started.call_id,
+            )
+            if not decision.accept:
+                METRICS.count("streams_refused", carrier=name, why="rejected")
+                log.info(
+                    "call rejected: %s", decision.reason, extra={"carrier_call_id": started.call_id}
+                )
+                carrier_socket.close(POLICY_VIOLATION, "rejected")
+                if self.node is not None:
+                    self.node.release()
+                return None
+            params = {**started.custom_parameters, **decision.parameters}
+            started = replace(started, custom_parameters=params)
         try:
             bot = await self._vetted(self.bot_target(started), started)
         except (ConfigError, UnsupportedFormatError, BotAddressRefused) as error:
@@ -276,6 +297,8 @@ class Bridge:
     def _started(self, session: CallSession, carrier: str, started: StreamStarted) -> None:
         self.sessions[session.call_id] = session
         METRICS.count("calls_started", carrier=carrier)
+        if self.control is not None:
+            self.control.call_started(session, carrier, started)
         bot = session.bot
         log.info(
             "call started: %s, bot %s (%s, %s)",
@@ -291,7 +314,7 @@ class Bridge:
     def bot_target(self, started: StreamStarted) -> BotTarget:
         """The bot: custom parameters, else the route for the called number, else the default."""
         params = started.custom_parameters
-        configured = self.config.bot_for(started.to_number)
+        configured = self.bot_config_for(started.to_number)
         url = params.get("wss_url") or configured.url or self.echo_url
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"wss_url must start with ws:// or wss://, not {url[:40]!r}")
@@ -320,13 +343,22 @@ class Bridge:
         """``bot`` with the address to reach it, when its URL came with the call."""
         if "wss_url" not in started.custom_parameters:
             return bot  # the operator's own configuration
-        configured = self.config.bot_for(started.to_number)
+        configured = self.bot_config_for(started.to_number)
         private = configured.private_targets
         private_allowed = private == "allow" or (
             private == "auto" and is_loopback(self.config.server.host)
         )
         target = await vet_bot_url(bot.url, allow=configured.allow, private_allowed=private_allowed)
         return replace(bot, address=target.address)
+
+    def bot_config_for(self, called_number: str | None) -> BotConfig:
+        """The bot of a called number: its number route (the control plane's store), else
+        the configuration's route, else ``[bot]``."""
+        if self.control is not None:
+            routed = self.control.bot_config_for(called_number)
+            if routed is not None:
+                return routed
+        return self.config.bot_for(called_number)
 
     def policy(self, carrier: CarrierSpec, bot: BotTarget) -> CallPolicy:
         return replace(
@@ -374,18 +406,25 @@ def _bot_headers(text: str) -> tuple[tuple[str, str], ...]:
         raise ConfigError("wss_header is not valid 'Name: value' lines") from None
 
 
-def create_app(config: Config, bridge: Bridge | None = None) -> Starlette:
-    """The ASGI app serving ``config`` (pass ``bridge`` to reach its state from tests)."""
+def create_app(config: Config, bridge: Bridge | None = None) -> FastAPI:
+    """The ASGI app serving ``config`` (pass ``bridge`` to reach its state from tests):
+    health, metrics and the REST control plane (:mod:`voxgate.bridge.control`)."""
     the_bridge = bridge or Bridge(config)
     metrics_token = config.server.metrics_token or config.server.token
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await the_bridge.start()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        control = ControlPlane(config, the_bridge, owner=_owner(config, the_bridge))
+        await control.start()
+        the_bridge.control = control
+        app.state.control = control
         try:
+            await the_bridge.start()
             yield
         finally:
             await the_bridge.stop()
+            the_bridge.control = None
+            await control.stop()
 
     async def healthz(request: Request) -> Response:
         body: dict[str, object] = {
@@ -401,14 +440,23 @@ def create_app(config: Config, bridge: Bridge | None = None) -> Starlette:
             ]
         return JSONResponse(body, status_code=503 if the_bridge.draining else 200)
 
+    async def readyz(request: Request) -> Response:
+        """Ready for one more call: 503 while draining or at capacity."""
+        busy = "draining" if the_bridge.draining else "full" if the_bridge.full() else None
+        body = {"status": busy or "ready", "calls": len(the_bridge.sessions)}
+        return JSONResponse(body, status_code=503 if busy else 200)
+
     async def metrics(request: Request) -> Response:
         if metrics_token and not _presents(request, metrics_token):
             METRICS.count("metrics_refused")
             return JSONResponse(
-                {"error": "unauthorized", "message": "/metrics needs the metrics token"},
+                {"error": {"code": "unauthorized", "message": "/metrics needs the metrics token"}},
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="voxgate"'},
             )
+        control = the_bridge.control
+        if control is not None:
+            await control.update_gauges()
         if the_bridge.node is None:
             the_bridge.update_gauges()
             text = METRICS.render()
@@ -417,10 +465,19 @@ def create_app(config: Config, bridge: Bridge | None = None) -> Starlette:
             text = render_exposition(merged["counters"], merged["observed"], merged["gauges"])
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = build_api(lifespan=lifespan, max_body=config.api.max_body)
+    app.add_route("/healthz", healthz, include_in_schema=False)
+    app.add_route("/readyz", readyz, include_in_schema=False)
+    app.add_route("/metrics", metrics, include_in_schema=False)
     app.state.bridge = the_bridge
     return app
+
+
+def _owner(config: Config, bridge: Bridge) -> str:
+    """This worker's name in the store (which calls it holds): stable across restarts."""
+    slot = bridge.node.slot if bridge.node is not None else 0
+    node = config.server.node_name or f"{socket.gethostname()}:{config.server.port}"
+    return f"{node}/{slot}"
 
 
 def _presents(request: Request, token: str) -> bool:

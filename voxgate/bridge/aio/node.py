@@ -44,7 +44,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.sharedctypes import SynchronizedArray
 from pathlib import Path
@@ -62,6 +62,9 @@ SNAPSHOT_TIMEOUT: Final = 2.0  # a worker that does not answer is left out of no
 RESTART_INTERVAL: Final = 1.0  # at most one restart per slot per second
 POLL: Final = 0.1  # how often the supervisor looks at its workers
 _COMMANDS: Final = (b"calls", b"metrics")  # what a worker's control socket answers
+_ACT: Final = b"act "  # ... and a live-call action another worker hands over (JSON after it)
+MAX_ACTION: Final = 16 * 1024 * 1024  # bytes of one handed-over action (a /play upload)
+ACTION_TIMEOUT: Final = 10.0
 
 
 class NodeShared:
@@ -96,6 +99,7 @@ class NodeLink:
     slot: int
     max_calls: int
     snapshot: Callable[[bool], dict[str, Any]] = field(default=lambda metrics: {})
+    on_action: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
     """This worker's figures: its calls, and with ``True`` its metrics too."""
     _server: asyncio.AbstractServer | None = None
 
@@ -133,7 +137,7 @@ class NodeLink:
         path = self.shared.socket_path(self.slot)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        self._server = await asyncio.start_unix_server(self._answer, path, limit=1024)
+        self._server = await asyncio.start_unix_server(self._answer, path, limit=MAX_ACTION)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -147,7 +151,11 @@ class NodeLink:
             if command in _COMMANDS:
                 writer.write(json.dumps(self.snapshot(command == b"metrics")).encode())
                 await writer.drain()
-        except (TimeoutError, ConnectionError, ValueError):
+            elif command.startswith(_ACT) and self.on_action is not None:
+                answer = await self.on_action(json.loads(command[len(_ACT) :]))
+                writer.write(json.dumps(answer).encode())
+                await writer.drain()
+        except (TimeoutError, ConnectionError, ValueError, KeyError, TypeError):
             pass
         finally:
             writer.close()
@@ -166,6 +174,20 @@ class NodeLink:
                 slot: int = snapshot["slot"]
                 return slot
         return None
+
+    async def ask_action(self, slot: int, request: dict[str, Any]) -> dict[str, Any] | None:
+        """Hand a live-call action to the worker of ``slot``; its answer, or None when it
+        does not answer (restarting, gone)."""
+        try:
+            async with asyncio.timeout(ACTION_TIMEOUT):
+                reader, writer = await asyncio.open_unix_connection(self.shared.socket_path(slot))
+                writer.write(_ACT + json.dumps(request).encode() + b"\n")
+                data = await reader.read()
+                writer.close()
+            answer: dict[str, Any] = json.loads(data)
+            return answer
+        except (OSError, TimeoutError, ValueError):
+            return None
 
     async def _ask(self, slot: int, metrics: bool) -> dict[str, Any] | None:
         if slot == self.slot:

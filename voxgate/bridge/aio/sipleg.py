@@ -125,6 +125,7 @@ class SipLeg:
         self.answered = False  # RTP flows once the call is answered (or early media)
         self.on_hold = False
         self.ended = False
+        self.custom: dict[str, str] = {}  # the call's custom parameters (a webhook's bot...)
         self._schedule = schedule
         self._hang_up = hang_up
         self._done = done

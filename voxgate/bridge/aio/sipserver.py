@@ -34,7 +34,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -53,6 +53,7 @@ from voxgate.bridge.sip.calls import (
     IncomingCall,
     MediaUpdated,
     Phase,
+    Ringing,
     SipCall,
     TransferDone,
 )
@@ -259,6 +260,11 @@ class SipServer:
             if leg is not None and leg.session is not None:
                 dtmf = DtmfReceived(event.digit, duration_ms=event.duration_ms, method="info")
                 leg.session.on_carrier_events([dtmf], time.monotonic())
+        elif isinstance(event, Ringing):
+            dial = self._dials.get(event.call.key)
+            if dial is not None and not dial.rang:
+                dial.rang = True
+                dial.tell("ringing")
         elif isinstance(event, TransferDone):
             future = self._transfers.pop(event.call.key, None)
             if future is not None and not future.done():
@@ -305,11 +311,30 @@ class SipServer:
         await leg.open(sock)
         if not call.live:
             return
+        custom: Mapping[str, str] = {}
+        control = self.bridge.control
+        if control is not None:
+            decision = await control.decide(
+                to_number=call.called or None,
+                from_number=call.caller or None,
+                carrier="sip",
+                carrier_call_id=call.invite.headers.get("Call-ID") or call.key,
+            )
+            if call.phase is Phase.ENDED:  # the caller gave up while the webhook decided
+                return
+            if not decision.accept:  # RFC 3261 21.6.4: 603 Decline
+                log.info("SIP call declined: %s", decision.reason, extra={"call_id": call.key})
+                METRICS.count("sip_calls_refused", why="rejected")
+                self.agent.at(time.monotonic()).reject(call, 603)
+                self._run()
+                return
+            custom = decision.parameters
+        leg.custom = dict(custom)
         self.agent.at(time.monotonic()).ring(call)
         self._run()
-        after_answer = self.bridge.config.bot_for(call.called).connect_ws_after_answer
+        after_answer = self.bridge.bot_config_for(call.called).connect_ws_after_answer
         if not after_answer:
-            if not self._open_session(leg):
+            if not self._open_session(leg, custom_parameters=custom):
                 return
             await self._bot_ready(leg)
             if not call.live or leg.ended:
@@ -339,9 +364,14 @@ class SipServer:
             return
         leg = self.legs.get(call.key)
         if leg is not None and leg.session is None:
-            self._open_session(leg)
+            self._open_session(leg, custom_parameters=leg.custom)
 
-    def _open_session(self, leg: SipLeg, custom_parameters: dict[str, str] | None = None) -> bool:
+    def _open_session(
+        self,
+        leg: SipLeg,
+        custom_parameters: Mapping[str, str] | None = None,
+        call_id: str | None = None,
+    ) -> bool:
         call = leg.sip
         started = StreamStarted(
             stream_id=call.key,
@@ -350,7 +380,7 @@ class SipServer:
             from_number=call.caller or None,
             to_number=call.called or None,
             direction=call.direction.value,
-            custom_parameters=custom_parameters or {},
+            custom_parameters=dict(custom_parameters or {}),
         )
         try:
             session = self.bridge.open_leg_session(
@@ -358,7 +388,7 @@ class SipServer:
                 leg,
                 started,
                 carrier_action=self._action_for(leg),
-                call_id=f"vx-{uuid.uuid4().hex[:20]}",
+                call_id=call_id or f"vx-{uuid.uuid4().hex[:20]}",
                 dtmf_events=leg.stream.setup.telephone_event_pt is not None,
             )
         except (ConfigError, UnsupportedFormatError) as error:
@@ -412,11 +442,23 @@ class SipServer:
     # --- outbound calls -----------------------------------------------------------------------
 
     async def dial(
-        self, target: str, *, bot_url: str | None = None, ring_timeout: float = 30.0
+        self,
+        target: str,
+        *,
+        bot_url: str | None = None,
+        ring_timeout: float = 30.0,
+        call_id: str | None = None,
+        custom_parameters: Mapping[str, str] | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> DialResult:
         """Call ``target`` (a number or a SIP URI) through ``sip.trunk`` and bridge the
         answered call to the bot (``bot_url``, else the route of ``target``); returns when
-        the call is over. See :mod:`voxgate.bridge.sip.outbound` for the SIP side."""
+        the call is over. See :mod:`voxgate.bridge.sip.outbound` for the SIP side.
+
+        ``call_id`` names the answered call (else a new id); ``custom_parameters`` reach
+        the bot's ``start`` (and may choose it: ``wss_url``...); ``on_progress`` is told
+        ``ringing`` at the first 180/183 and ``in-progress`` once the answered call has its
+        session. Cancelling the coroutine while it rings sends CANCEL."""
         trunk = await _trunk_address(self.config.trunk)
         if not self.bridge.reserve():
             return DialResult("failed", "voxgate is draining or full")
@@ -444,7 +486,12 @@ class SipServer:
             media=(self.config.advertised(), port),
             credentials=credentials,
         )
-        dial = _Dial(sock, port, bot_url, asyncio.get_running_loop().create_future())
+        custom = dict(custom_parameters or {})
+        if bot_url:
+            custom["wss_url"] = bot_url
+        dial = _Dial(
+            sock, port, custom, asyncio.get_running_loop().create_future(), call_id, on_progress
+        )
         self._dials[call.key] = dial
         self._reserved.add(call.key)
         METRICS.count("sip_calls", direction="outbound")
@@ -453,7 +500,10 @@ class SipServer:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(ring_timeout, self._ring_timeout, call)
         try:
-            return await dial.result
+            return await asyncio.shield(dial.result)
+        except asyncio.CancelledError:
+            self._ring_timeout(call)  # CANCEL while it rings; an answered call goes on
+            raise
         finally:
             timer.cancel()
 
@@ -476,10 +526,10 @@ class SipServer:
     async def _bridge_outbound(self, call: SipCall, leg: SipLeg, dial: _Dial) -> None:
         await leg.open(dial.sock)
         leg.start_media()
-        custom = {"wss_url": dial.bot_url} if dial.bot_url else {}
-        if self._open_session(leg, custom_parameters=custom):
+        if self._open_session(leg, custom_parameters=dial.custom, call_id=dial.api_call_id):
             dial.call_id = leg.call_id
             log.info("outbound call answered", extra={"call_id": leg.call_id})
+            dial.tell("in-progress")
 
     # --- what the call asks of SIP ------------------------------------------------------------
 
@@ -532,9 +582,21 @@ class SipServer:
 class _Dial:
     sock: socket.socket
     port: int
-    bot_url: str | None
+    custom: dict[str, str]  # the call's custom parameters (wss_url... choose the bot)
     result: asyncio.Future[DialResult]
+    api_call_id: str | None = None  # the id the answered call takes (the REST API's)
+    on_progress: Callable[[str], None] | None = None
     call_id: str | None = None  # voxgate's call id, once the answered call has a session
+    rang: bool = False
+
+    def tell(self, status: str) -> None:
+        if self.on_progress is None:
+            return
+        try:
+            self.on_progress(status)
+        except Exception:
+            METRICS.count("errors", kind="internal")
+            log.exception("a dial's progress listener failed")
 
     def finish(self, event: CallEnded) -> None:
         if self.result.done():

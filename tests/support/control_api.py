@@ -1,0 +1,78 @@
+"""A running bridge with its control plane on a fresh store, keys for it, a run helper."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from voxgate.bridge.aio.server import RunningBridge, running_bridge
+from voxgate.bridge.control.keys import new_key
+from voxgate.bridge.control.plane import ControlPlane
+from voxgate.config import load_config
+
+
+def run(scenario: Coroutine[Any, Any, None], timeout: float = 90.0) -> None:
+    """One async scenario in a fresh event loop (debug mode), bounded in time."""
+    gc.collect()
+    gc.freeze()
+    try:
+        asyncio.run(asyncio.wait_for(scenario, timeout), debug=True)
+    finally:
+        gc.unfreeze()
+
+
+@dataclass
+class Api:
+    running: RunningBridge
+    client: httpx.AsyncClient
+    test_key: str
+    live_key: str
+
+    @property
+    def control(self) -> ControlPlane:
+        control = self.running.bridge.control
+        assert control is not None
+        return control
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.test_key}"}
+
+
+@asynccontextmanager
+async def serve_api(tmp_path: Path, **env: str) -> AsyncIterator[Api]:
+    """voxgate on a loopback port with a SQLite store in ``tmp_path`` (or ``env``'s)."""
+    settings = {
+        "VOXGATE_LOG_FORMAT": "text",
+        "VOXGATE_STORE_URL": f"sqlite:///{tmp_path}/voxgate.db",
+        "VOXGATE_API_RATE_LIMIT": "1000",
+        **env,
+    }
+    config = load_config(None, settings)
+    async with running_bridge(config) as running:
+        control = running.bridge.control
+        assert control is not None
+        test_secret, test_record = new_key("test")
+        live_secret, live_record = new_key("live")
+        await control.store.add_key(test_record)
+        await control.store.add_key(live_record)
+        async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
+            yield Api(running, client, test_secret, live_secret)
+
+
+async def until(predicate: Any, timeout: float = 30.0, every: float = 0.05) -> None:
+    """Until ``predicate()`` (sync or async) is true."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = predicate()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(every)
