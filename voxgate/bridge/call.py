@@ -454,8 +454,8 @@ class Call:
 
         ``reason`` and ``ended_by`` are None until the call has ended. The counters
         are per call; the adapter adds those that are process totals on /metrics
-        (``frames_late``, ``frames_padded``, ``frames_cleared``, ``reorder_lost``,
-        ``reorder_reordered``, ``reorder_resyncs``).
+        (``frames_in``, ``frames_out``, ``frames_late``, ``frames_padded``,
+        ``frames_cleared``, ``reorder_lost``, ``reorder_reordered``, ``reorder_resyncs``).
         """
         stats, playout, reorder = self.stats, self._playout, self._reorder
         end = now if self.ended_at is None else self.ended_at

@@ -58,6 +58,16 @@ def test_a_test_call_reaches_the_echo_bot_and_every_step_is_a_signed_webhook(
             assert 1.0 < done["duration"] < 10.0
             assert done["answered_at"] and done["ended_at"]
             assert done["quality"]["frames_in"] > 0
+            metrics = (await api.client.get("/metrics")).text
+            for name in (
+                "voxgate_calls_active_test",
+                "voxgate_calls_active_sip",
+                "voxgate_bot_connect_seconds",
+                "voxgate_frames_in",
+                "voxgate_frames_out",
+                "voxgate_webhook_queue_depth",
+            ):
+                assert name in metrics, name
 
     run(scenario())
 

@@ -74,6 +74,7 @@ from voxgate.redact import redact_url, scrub
 
 log = logging.getLogger("voxgate.bridge")
 
+INGRESSES: Final = ("twilio", "telnyx", "plivo", "sip", "test")  # calls_active_<ingress>
 TRY_AGAIN_LATER: Final = 1013  # RFC 6455 section 7.4.1 (IANA registry)
 POLICY_VIOLATION: Final = 1008
 
@@ -192,6 +193,12 @@ class Bridge:
 
     def update_gauges(self) -> None:
         METRICS.gauges["calls_active"] = len(self.sessions)
+        by_ingress = dict.fromkeys(INGRESSES, 0)
+        for session in self.sessions.values():
+            if session.carrier in by_ingress:
+                by_ingress[session.carrier] += 1
+        for ingress, calls in by_ingress.items():
+            METRICS.gauges[f"calls_active_{ingress}"] = calls
         METRICS.gauges["streams_pending"] = self.pending
 
     async def open_session(

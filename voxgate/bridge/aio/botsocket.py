@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -84,6 +85,7 @@ class BotSocket:
         self.dialect: Dialect | None = None
         self.socket: FastSocket | None = None  # once connected
         self._timeout = timeout
+        self.opened_at = time.monotonic()  # when the attempt began (bot connect latency)
         self._early_close: tuple[int | None] | None = None  # closed before it was reported up
         self._log = {"call_id": owner.call_id}
         self._task = asyncio.create_task(self._run(), name=f"bot-{owner.call_id}-{attempt}")

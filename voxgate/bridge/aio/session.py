@@ -57,6 +57,8 @@ log = logging.getLogger("voxgate.session")
 
 CLOSE_INTERNAL_ERROR: Final = 1011  # RFC 6455 section 7.4.1
 SUMMARY_COUNTERS: Final = (  # per-call counters added to the process totals at the end
+    "frames_in",
+    "frames_out",
     "frames_late",
     "frames_padded",
     "frames_cleared",
@@ -282,6 +284,7 @@ class CallSession:
         self._guard(lambda: self.call.bot_connected(_now(), attempt=link.attempt))
         self._guard(self._pump)
         if link is self._link:
+            METRICS.observe("bot_connect_seconds", time.monotonic() - link.opened_at)
             self._tell("bot.connected", {"attempt": link.attempt})
 
     def bot_message(self, link: BotSocket, message: Message) -> None:
