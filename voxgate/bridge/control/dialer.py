@@ -103,8 +103,6 @@ async def place_call(control: ControlPlane, key: ApiKey, body: CallCreate) -> Ca
     if body.webhook_url:
         await vet_outgoing(control, body.webhook_url, "webhook_url")
     custom = {k: v for k, v in (body.custom_parameters or {}).items() if k not in params}
-    if body.connect_ws_after_answer is not None:
-        params["connect_ws_after_answer"] = str(int(body.connect_ws_after_answer))
     caller = body.caller or control.config.sip.from_number or "voxgate"
     if key.mode == "live" and (control.bridge.sip is None or not control.config.sip.trunk):
         raise ApiError(
