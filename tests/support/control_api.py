@@ -46,7 +46,9 @@ class Api:
 
 
 @asynccontextmanager
-async def serve_api(tmp_path: Path, **env: str) -> AsyncIterator[Api]:
+async def serve_api(
+    tmp_path: Path, config_file: Path | None = None, **env: str
+) -> AsyncIterator[Api]:
     """voxgate on a loopback port with a SQLite store in ``tmp_path`` (or ``env``'s)."""
     settings = {
         "VOXGATE_LOG_FORMAT": "text",
@@ -54,7 +56,7 @@ async def serve_api(tmp_path: Path, **env: str) -> AsyncIterator[Api]:
         "VOXGATE_API_RATE_LIMIT": "1000",
         **env,
     }
-    config = load_config(None, settings)
+    config = load_config(config_file, settings)
     async with running_bridge(config) as running:
         control = running.bridge.control
         assert control is not None
