@@ -1,31 +1,21 @@
-"""A running bridge with its control plane on a fresh store, keys for it, a run helper."""
+"""A running bridge with its control plane on a fresh store, and keys for it."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from scenario import run  # noqa: F401 (some tests import it from here)
 
 from voxgate.bridge.aio.server import RunningBridge, running_bridge
 from voxgate.bridge.control.keys import new_key
 from voxgate.bridge.control.plane import ControlPlane
 from voxgate.config import load_config
-
-
-def run(scenario: Coroutine[Any, Any, None], timeout: float = 90.0) -> None:
-    """One async scenario in a fresh event loop (debug mode), bounded in time."""
-    gc.collect()
-    gc.freeze()
-    try:
-        asyncio.run(asyncio.wait_for(scenario, timeout), debug=True)
-    finally:
-        gc.unfreeze()
 
 
 @dataclass

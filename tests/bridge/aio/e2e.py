@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from carrier import CarrierDialect, CarrierEmulator
+from scenario import run  # noqa: F401 (the tests import it from here)
 from scripted_bot import BotConnection, ScriptedBot
 from served import voxgate_serve
 
 from voxgate.bridge.aio.server import RunningBridge, running_bridge
 from voxgate.config import load_config
 from voxgate.obs import METRICS
-
-
-def run(scenario: Coroutine[Any, Any, None], timeout: float = 60.0) -> None:
-    """Run one async scenario in a fresh event loop, in asyncio debug mode, bounded in time.
-
-    What earlier tests left on the heap is frozen first, as ``voxgate serve`` does
-    after start-up, so that a garbage collection pass does not stall the clock.
-    """
-    gc.collect()
-    gc.freeze()
-    try:
-        asyncio.run(asyncio.wait_for(scenario, timeout), debug=True)
-    finally:
-        gc.unfreeze()
 
 
 @asynccontextmanager

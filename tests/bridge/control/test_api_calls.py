@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from control_api import Api, run, serve_api, until
+from control_api import Api, serve_api, until
+from scenario import run
 from webhook_receiver import WebhookReceiver
 
 CALLEE = {"ring": 0.2, "digits": "12", "digits_at": 0.4, "hangup_after": 1.5}
@@ -27,6 +28,16 @@ async def _place(api: Api, **body: Any) -> dict[str, Any]:
     answer = await api.client.post("/v1/calls", json=body, headers=api.auth())
     assert answer.status_code == 201, answer.text
     call: dict[str, Any] = answer.json()
+    return call
+
+
+async def _answered_call(api: Api, receiver: WebhookReceiver) -> dict[str, Any]:
+    """A call that stays up until the API ends it, once it is answered."""
+    await _subscribe(api, receiver)
+    call = await _place(
+        api, to="+15550001111", simulated_callee={"ring": 0.1, "hangup_after": None}
+    )
+    await receiver.wait_for("call.answered", call["id"])
     return call
 
 
@@ -101,11 +112,7 @@ def test_the_live_event_stream_carries_one_calls_events(tmp_path: Path) -> None:
 def test_actions_on_a_live_call_and_409_once_it_is_over(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with serve_api(tmp_path) as api, WebhookReceiver() as receiver:
-            await _subscribe(api, receiver)
-            call = await _place(
-                api, to="+15550001111", simulated_callee={"ring": 0.1, "hangup_after": None}
-            )
-            await receiver.wait_for("call.answered", call["id"])
+            call = await _answered_call(api, receiver)
             base = f"/v1/calls/{call['id']}"
             for path, body in (
                 ("/dtmf", {"digits": "5#"}),
@@ -137,11 +144,7 @@ def test_actions_on_a_live_call_and_409_once_it_is_over(tmp_path: Path) -> None:
 def test_transfer_of_a_live_call_ends_it_transferred(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with serve_api(tmp_path) as api, WebhookReceiver() as receiver:
-            await _subscribe(api, receiver)
-            call = await _place(
-                api, to="+15550001111", simulated_callee={"ring": 0.1, "hangup_after": None}
-            )
-            await receiver.wait_for("call.answered", call["id"])
+            call = await _answered_call(api, receiver)
             answer = await api.client.post(
                 f"/v1/calls/{call['id']}/transfer",
                 json={"target": "sip:desk@example.com"},

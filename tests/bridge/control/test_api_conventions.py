@@ -7,7 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from control_api import run, serve_api
+from control_api import serve_api
+from scenario import run
 
 from voxgate.bridge.control.keys import new_key
 from voxgate.bridge.store.records import CallRecord

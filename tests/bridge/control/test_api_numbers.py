@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from carrier import CarrierEmulator
-from control_api import Api, run, serve_api
+from control_api import Api, serve_api
+from scenario import run
 from scripted_bot import ScriptedBot
 from webhook_receiver import WebhookReceiver
 

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import httpx
-from control_api import run, until
+from control_api import until
+from scenario import run
 from served import voxgate_serve
 from webhook_receiver import WebhookReceiver
 

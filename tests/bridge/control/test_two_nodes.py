@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from control_api import run, serve_api
+from control_api import serve_api
+from scenario import run
 from webhook_receiver import WebhookReceiver
 
 

@@ -7,20 +7,24 @@ documented aliases: ``customer_no`` for ``to``, ``caller_id`` for ``from``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from voxgate.bridge.store.records import CALL_STATUSES
 
-E164ish = Field(min_length=1, max_length=64, pattern=r"^[+A-Za-z0-9._@:*#-]+$")
-Digits = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Da-d*#,wW]+$")
+PARTY: Final = r"^[+A-Za-z0-9._@:*#-]+$"  # a number, or a SIP URI's user@host
 Dialect = Literal["voxgate.v1", "v1", "twilio", "telnyx"]
 Action = Literal["auto_accept", "reject", "webhook"]
 StatusName = Literal[
     "queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"
 ]
 assert set(CALL_STATUSES) == set(StatusName.__args__)  # type: ignore[attr-defined]
+
+
+def _party(**options: Any) -> Any:
+    """A phone number or SIP URI field (optional: a model check says which are needed)."""
+    return Field(None, min_length=1, max_length=64, pattern=PARTY, **options)
 
 
 class Strict(BaseModel):
@@ -83,24 +87,10 @@ class BotSettings(Strict):
 
 
 class CallCreate(BotSettings):
-    to: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[+A-Za-z0-9._@:*#-]+$")
-    customer_no: str | None = Field(
-        None,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[+A-Za-z0-9._@:*#-]+$",
-        description="alias of to",
-    )
-    from_: str | None = Field(
-        None, alias="from", min_length=1, max_length=64, pattern=r"^[+A-Za-z0-9._@:*#-]+$"
-    )
-    caller_id: str | None = Field(
-        None,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[+A-Za-z0-9._@:*#-]+$",
-        description="alias of from",
-    )
+    to: str | None = _party()
+    customer_no: str | None = _party(description="alias of to")
+    from_: str | None = _party(alias="from")
+    caller_id: str | None = _party(description="alias of from")
     connect_ws_after_answer: Literal[0, 1] | bool | None = None
     system_msg: str | None = Field(None, max_length=65536)
     text: str | None = Field(None, max_length=4096, description="the bot's opening line")
@@ -209,7 +199,7 @@ class ActionResult(BaseModel):
 
 
 class NumberCreate(BotSettings):
-    number: str = Field(min_length=1, max_length=64, pattern=r"^[+A-Za-z0-9._@:*#-]+$")
+    number: str = Field(min_length=1, max_length=64, pattern=PARTY)
     incoming_call_action: Action = "auto_accept"
     connect_ws_after_answer: Literal[0, 1] | bool | None = None
     webhook_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
