@@ -160,6 +160,23 @@ def test_update_calls_applies_a_batch(with_store: WithStore) -> None:
     with_store(scenario)
 
 
+def test_update_calls_enqueues_deliveries_in_the_same_transaction(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await store.add_call(a_call(1))
+        await store.update_calls([("call_1", {"status": "completed"})], [a_delivery(1)])
+        call = await store.get_call("call_1")
+        assert call is not None and call.status == "completed"
+        assert await store.pending_count() == 1
+        with pytest.raises(KeyError):  # a delivery already there: the update is undone too
+            await store.update_calls([("call_1", {"status": "failed"})], [a_delivery(1)])
+        call = await store.get_call("call_1")
+        assert call is not None and call.status == "completed"
+        await store.update_calls([], [a_delivery(2)])  # deliveries alone
+        assert await store.pending_count() == 2
+
+    with_store(scenario)
+
+
 def test_update_calls_refuses_an_unknown_field_and_writes_nothing(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         await store.add_call(a_call(1))

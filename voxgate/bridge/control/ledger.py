@@ -5,10 +5,10 @@ Theory of operation
 The media path never waits for the database. Everything a call reports (a status, a
 digit, its end) becomes a change in memory at once (the live call's record, held here
 while the call lives on this worker) and an entry in a bounded queue; a flusher task
-writes the queue in batches (one transaction for the record updates, one for the
-webhook deliveries), every :data:`FLUSH_EVERY` seconds or sooner when the queue fills
-past :data:`FLUSH_AT`. Record updates are written before the deliveries of the same
-batch, so a webhook never announces what a read of the call would not show.
+writes the queue in batches, every :data:`FLUSH_EVERY` seconds or sooner when the queue
+fills past :data:`FLUSH_AT`: new calls first, then the batch's record updates and its
+webhook deliveries in one transaction, so a webhook never announces what a read of the
+call would not show, and a crash never keeps a change without its events.
 
 Each event is published to the live event bus (SSE) at once, and fanned out to the
 webhook subscriptions for its type and to the call's own ``webhook_url`` in the batch;
@@ -225,8 +225,6 @@ class CallLedger:
                 with contextlib.suppress(KeyError):  # written by an earlier try of this batch
                     await self.store.add_call(item.record)
         updates = [(u.call_id, u.changes) for u in batch if isinstance(u, _Update)]
-        if updates:
-            await self.store.update_calls(_merged(updates))
         deliveries = []
         now = self._clock()
         secret = self._secret()
@@ -244,8 +242,8 @@ class CallLedger:
                 extra_urls=extra,
                 call_id=item.call_id,
             )
+        await self.store.update_calls(_merged(updates), deliveries)
         if deliveries:
-            await self.store.enqueue(deliveries)
             METRICS.count("webhooks_enqueued", len(deliveries))
             self._poke()
 

@@ -60,9 +60,15 @@ class Store(Protocol):
         """Set ``status``/``owner`` if given and merge ``data`` into the stored data
         (shallow: top-level keys replaced). None if there is no such call."""
 
-    async def update_calls(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    async def update_calls(
+        self,
+        updates: Sequence[tuple[str, Mapping[str, Any]]],
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
         """Many updates in one transaction (the media path's batched writes); each item is
-        (call_id, {"status"?: ..., "owner"?: ..., "data"?: {...}})."""
+        (call_id, {"status"?: ..., "owner"?: ..., "data"?: {...}}). ``deliveries`` are
+        enqueued in the same transaction (a call's change and the webhooks announcing it
+        are written together or not at all)."""
 
     async def get_call(self, call_id: str) -> CallRecord | None: ...
     async def list_calls(

@@ -274,12 +274,23 @@ class PostgresStore:
         async with self._transaction() as conn:
             return (await _update_calls(conn, [update])).get(call_id)
 
-    async def update_calls(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    async def update_calls(
+        self,
+        updates: Sequence[tuple[str, Mapping[str, Any]]],
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
         items = q.call_updates(updates)
-        if not items:
+        params = [q.delivery_params(delivery) for delivery in deliveries]
+        if not items and not params:
             return
-        async with self._transaction() as conn:
-            await _update_calls(conn, items)
+        try:
+            async with self._transaction() as conn:
+                if items:
+                    await _update_calls(conn, items)
+                if params:
+                    await conn.cursor().executemany(q.ADD_DELIVERY, params)
+        except psycopg.errors.UniqueViolation as exc:
+            raise KeyError("a delivery with that id is in the outbox already") from exc
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         row = await self._row(q.GET_CALL, {"id": call_id})

@@ -298,10 +298,22 @@ class SqliteStore:
         changed = await self._run(lambda db: _update_calls(db, [update]), write=True)
         return changed.get(call_id)
 
-    async def update_calls(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    async def update_calls(
+        self,
+        updates: Sequence[tuple[str, Mapping[str, Any]]],
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
         items = q.call_updates(updates)
-        if items:
-            await self._run(lambda db: _update_calls(db, items), write=True)
+        params = [q.delivery_params(delivery) for delivery in deliveries]
+
+        def work(db: Db) -> None:
+            if items:
+                _update_calls(db, items)
+            with _unique("a delivery with that id is in the outbox already"):
+                db.executemany(_sql(q.ADD_DELIVERY), params)
+
+        if items or params:
+            await self._run(work, write=True)
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         row = await self._run(lambda db: _row(db, q.GET_CALL, {"id": call_id}))
