@@ -47,6 +47,7 @@ log = logging.getLogger("voxgate.control")
 KEY_CACHE_SECONDS: Final = 5.0  # a revoked key may keep working this long on a worker
 ROUTES_REFRESH: Final = 5.0  # another node's number changes reach this worker within this
 WEBHOOK_SECRET_SETTING: Final = "webhook_secret"
+STOP_WAIT: Final = 5.0  # seconds stop() gives the tasks it cancels to wind up
 QUALITY_FIELDS: Final = (
     "frames_in",
     "frames_to_bot",
@@ -115,8 +116,11 @@ class ControlPlane:
         log.info("control plane ready (store %s)", self.store.url)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:  # calls still ringing report canceled before the ledger's last batch
+            await asyncio.wait(tasks, timeout=STOP_WAIT)
         await self.courier.stop()
         self.bus.close()
         await self.ledger.stop()
