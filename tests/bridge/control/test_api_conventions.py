@@ -78,7 +78,14 @@ def test_bad_input_is_a_json_error_naming_the_field_never_a_500(tmp_path: Path) 
                     "wss_header",
                 ),
                 (await api.client.get("/v1/calls?limit=500", headers=api.auth()), 422, "limit"),
-                (await api.client.get("/v1/calls?cursor=abc", headers=api.auth()), 400, "cursor"),
+                (await api.client.get("/v1/calls?cursor=abc", headers=api.auth()), 422, "cursor"),
+                (
+                    await api.client.get(
+                        "/v1/calls?cursor=9999999999999999999", headers=api.auth()
+                    ),
+                    400,
+                    "cursor",
+                ),
                 (await api.client.get("/v1/calls/vx-nope", headers=api.auth()), 404, None),
                 (await api.client.get("/v1/nothing", headers=api.auth()), 404, None),
                 (await api.client.delete("/v1/calls", headers=api.auth()), 405, None),

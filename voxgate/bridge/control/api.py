@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, Final
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
@@ -42,6 +42,7 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         413: "The request body is too large",
         422: "A field is invalid (the error names it)",
         429: "Rate limit exceeded (see Retry-After)",
+        503: "Not now: no trunk, too many event streams, or the call's worker does not answer",
     }.items()
 }
 
@@ -82,10 +83,16 @@ def _take(request: Request, control: ControlPlane, bucket: str) -> None:
         raise ApiError(429, "rate_limited", "too many requests; slow down (see Retry-After)")
 
 
+Cursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{1,19}$", description="the next_cursor of the previous page"),
+]
+
+
 def parse_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or int(cursor) >= 2**63:
         raise ApiError(400, "invalid_cursor", "cursor is not one this API gave", field="cursor")
     return int(cursor)
 

@@ -7,12 +7,13 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from voxgate.bridge.control.actions import act
 from voxgate.bridge.control.api import (
     ERROR_RESPONSES,
+    Cursor,
     Key,
     control_of,
     cursor_text,
@@ -37,7 +38,7 @@ from voxgate.errors import ApiError
 
 router = APIRouter(prefix="/v1", tags=["calls"], responses=ERROR_RESPONSES)
 
-CallId = Annotated[str, Query(min_length=1, max_length=64)]
+CallId = Annotated[str, Path(min_length=1, max_length=64, description="the call's id")]
 
 
 @router.post("/calls", status_code=201, response_model=Call, summary="Place an outbound call")
@@ -84,7 +85,7 @@ async def list_calls(
     key: Key,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Cursor = None,
     status: StatusName | None = None,
     direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
     number: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
@@ -111,7 +112,7 @@ async def list_calls(
 
 
 @router.get("/calls/{call_id}", response_model=Call, summary="One call")
-async def get_call(call_id: str, key: Key, request: Request) -> Response:
+async def get_call(call_id: CallId, key: Key, request: Request) -> Response:
     record = await _record(control_of(request), key, call_id)
     return JSONResponse(call_json(record))
 
@@ -129,34 +130,59 @@ async def _act(request: Request, key: ApiKey, call_id: str, action: str, body: A
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 
-@router.post("/calls/{call_id}/hangup", status_code=202, response_model=ActionResult)
-async def hangup(call_id: str, key: Key, request: Request) -> Response:
+@router.post(
+    "/calls/{call_id}/hangup",
+    status_code=202,
+    response_model=ActionResult,
+    summary="Hang up a live call (or cancel one ringing)",
+)
+async def hangup(call_id: CallId, key: Key, request: Request) -> Response:
     """End a live call now (the bot gets ``stop`` with ``api_hangup``); a call still
     ringing is cancelled (``canceled``)."""
     return await _act(request, key, call_id, "hangup", None)
 
 
-@router.post("/calls/{call_id}/transfer", status_code=202, response_model=ActionResult)
-async def transfer(call_id: str, body: TransferBody, key: Key, request: Request) -> Response:
+@router.post(
+    "/calls/{call_id}/transfer",
+    status_code=202,
+    response_model=ActionResult,
+    summary="Transfer a live call",
+)
+async def transfer(call_id: CallId, body: TransferBody, key: Key, request: Request) -> Response:
     """Transfer a live call to ``target`` once what is queued for the caller has played."""
     return await _act(request, key, call_id, "transfer", body)
 
 
-@router.post("/calls/{call_id}/dtmf", status_code=202, response_model=ActionResult)
-async def dtmf(call_id: str, body: DtmfBody, key: Key, request: Request) -> Response:
+@router.post(
+    "/calls/{call_id}/dtmf",
+    status_code=202,
+    response_model=ActionResult,
+    summary="Send DTMF to a live call",
+)
+async def dtmf(call_id: CallId, body: DtmfBody, key: Key, request: Request) -> Response:
     """Send keypresses to the caller's side (RFC 4733 events on SIP, tones otherwise)."""
     return await _act(request, key, call_id, "dtmf", body)
 
 
-@router.post("/calls/{call_id}/play", status_code=202, response_model=ActionResult)
-async def play(call_id: str, body: PlayBody, key: Key, request: Request) -> Response:
+@router.post(
+    "/calls/{call_id}/play",
+    status_code=202,
+    response_model=ActionResult,
+    summary="Play audio to a live call",
+)
+async def play(call_id: CallId, body: PlayBody, key: Key, request: Request) -> Response:
     """Play audio to the caller (a URL, or base64 ``audio_base64``: WAV PCM16 at 8/16/24 kHz
     or raw mu-law/A-law/PCM16), after clearing what plays when ``barge_in``."""
     return await _act(request, key, call_id, "play", body)
 
 
-@router.post("/calls/{call_id}/bot", status_code=202, response_model=ActionResult)
-async def swap_bot(call_id: str, body: BotSwap, key: Key, request: Request) -> Response:
+@router.post(
+    "/calls/{call_id}/bot",
+    status_code=202,
+    response_model=ActionResult,
+    summary="Move a live call to another bot",
+)
+async def swap_bot(call_id: CallId, body: BotSwap, key: Key, request: Request) -> Response:
     """Move a live call to another bot (the current bot's socket is closed with 1000
     ``bot_replaced``; the new bot gets ``start``)."""
     return await _act(request, key, call_id, "bot", body)

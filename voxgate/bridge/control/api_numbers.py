@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from voxgate.bridge.control.api import (
     ERROR_RESPONSES,
+    Cursor,
     Key,
     control_of,
     cursor_text,
@@ -98,7 +99,7 @@ async def list_numbers(
     key: Key,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     page = await control_of(request).store.list_numbers(limit=limit, before=parse_cursor(cursor))
     return JSONResponse(

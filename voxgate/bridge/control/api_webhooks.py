@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from voxgate.bridge.control.api import (
     ERROR_RESPONSES,
+    Cursor,
     Key,
     control_of,
     cursor_text,
@@ -108,7 +109,7 @@ async def list_webhooks(
     key: Key,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     store = control_of(request).store
     page = await store.list_subscriptions(limit=limit, before=parse_cursor(cursor))
@@ -121,7 +122,7 @@ async def list_deliveries(
     request: Request,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     store = control_of(request).store
     page = await store.list_deliveries(status=status, limit=limit, before=parse_cursor(cursor))

@@ -87,6 +87,12 @@ class BotSettings(Strict):
 
 
 class CallCreate(BotSettings):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"anyOf": [{"required": ["to"]}, {"required": ["customer_no"]}]},
+    )
+
     to: str | None = _party()
     customer_no: str | None = _party(description="alias of to")
     from_: str | None = _party(alias="from")
@@ -170,6 +176,11 @@ class DtmfBody(Strict):
 
 
 class PlayBody(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["url"]}, {"required": ["audio_base64"]}]},
+    )
+
     url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
     audio_base64: str | None = Field(None, max_length=14_000_000)
     format: Literal["wav", "mulaw", "alaw", "pcm16"] = Field(

@@ -42,7 +42,10 @@ def _wav(data: bytes) -> tuple[AudioFormat, bytes]:
             frames = reader.readframes(reader.getnframes())
     except (wave.Error, EOFError) as error:
         raise ApiError(
-            422, "invalid_audio", f"not a PCM WAV file this API reads: {error}", field="audio"
+            422,
+            "invalid_audio",
+            f"not a PCM WAV file this API reads: {error or 'it ends too soon'}",
+            field="audio",
         ) from None
     if width != 2:
         raise ApiError(422, "invalid_audio", "WAV audio must be 16-bit PCM", field="audio")
