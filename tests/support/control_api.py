@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from scenario import run  # noqa: F401 (some tests import it from here)
 
 from voxgate.bridge.aio.server import RunningBridge, running_bridge
 from voxgate.bridge.control.keys import new_key
@@ -37,7 +36,7 @@ class Api:
 
 @asynccontextmanager
 async def serve_api(
-    tmp_path: Path, config_file: Path | None = None, **env: str
+    tmp_path: Path, *, config_file: Path | None = None, **env: str
 ) -> AsyncIterator[Api]:
     """voxgate on a loopback port with a SQLite store in ``tmp_path`` (or ``env``'s)."""
     settings = {

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 from carrier import CarrierDialect, CarrierEmulator
-from scenario import run  # noqa: F401 (the tests import it from here)
 from scripted_bot import BotConnection, ScriptedBot
 from served import voxgate_serve
 

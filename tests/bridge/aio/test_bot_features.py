@@ -12,7 +12,7 @@ import jsonschema
 import numpy as np
 import pytest
 from carrier import CarrierEmulator
-from e2e import bridge, run, scripted_call, unhandled
+from e2e import bridge, scripted_call, unhandled
 from rest_standin import (
     PLIVO_AUTH_ID,
     PLIVO_AUTH_TOKEN,
@@ -21,6 +21,7 @@ from rest_standin import (
     TWILIO_AUTH_TOKEN,
     RestStandIn,
 )
+from scenario import run
 from scripted_bot import ScriptedBot
 
 from voxgate.bridge import botlink

@@ -11,7 +11,7 @@ import asyncio
 import http
 from typing import Any
 
-from e2e import run
+from scenario import run
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response

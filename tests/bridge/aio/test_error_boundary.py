@@ -6,7 +6,8 @@ import logging
 
 import pytest
 from carrier import CarrierEmulator
-from e2e import bridge, metric, run
+from e2e import bridge, metric
+from scenario import run
 from scripted_bot import ScriptedBot
 
 from voxgate.bridge.call import Call

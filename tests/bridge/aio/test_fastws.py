@@ -9,8 +9,8 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from e2e import run
 from picows import ws_create_server
+from scenario import run
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode

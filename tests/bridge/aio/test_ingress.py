@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 from carrier import CarrierEmulator
-from e2e import bridge, run, unhandled
+from e2e import bridge, unhandled
+from scenario import run
 from scripted_bot import ScriptedBot
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus

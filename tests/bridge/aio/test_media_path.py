@@ -13,8 +13,9 @@ import time
 import numpy as np
 import pytest
 from carrier import CarrierEmulator
-from e2e import bridge, bridge_process, metric, run, scripted_call, unhandled
+from e2e import bridge, bridge_process, metric, scripted_call, unhandled
 from pacing import assert_paced_loosely
+from scenario import run
 from scripted_bot import ScriptedBot
 from websockets.asyncio.client import connect
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 from carrier import CarrierEmulator
-from e2e import run
+from scenario import run
 from served import voxgate_serve
 
 from voxgate.bridge.aio.node import merged_metrics

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e import run, unhandled
+from e2e import unhandled
+from scenario import run
 from scripted_bot import ScriptedBot
 
 from voxgate.bridge.aio.app import Bridge

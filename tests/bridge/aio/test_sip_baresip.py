@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from baresip import BARESIP, Baresip
-from e2e import run
+from scenario import run
 from scripted_bot import ScriptedBot
 from sipp_peer import sip_node
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e import run
+from scenario import run
 from scripted_bot import ScriptedBot
 from sipp_peer import SCENARIOS, SIPP, free_udp_port, rtp_range, sip_node
 

@@ -35,7 +35,7 @@ from typing import Final
 
 import httpx
 import pytest
-from e2e import run
+from scenario import run
 from served import voxgate_serve
 
 HERE: Final = Path(__file__).parent

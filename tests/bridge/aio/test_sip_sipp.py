@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e import run
+from scenario import run
 from scripted_bot import ScriptedBot
 from sipp_peer import (
     DTMF_PCAP,

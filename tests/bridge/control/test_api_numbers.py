@@ -119,7 +119,7 @@ def test_the_configuration_files_routes_seed_the_store_once(tmp_path: Path) -> N
         config.write_text(
             '[routes."+15557654321"]\nurl = "ws://127.0.0.1:9/sales"\nopening_text = "Sales!"\n'
         )
-        async with serve_api(tmp_path, config) as api:
+        async with serve_api(tmp_path, config_file=config) as api:
             [route] = (await api.client.get("/v1/numbers", headers=api.auth())).json()["data"]
             assert route["number"] == "+15557654321"
             assert route["wss_url"] == "ws://127.0.0.1:9/sales" and route["text"] == "Sales!"
@@ -127,7 +127,8 @@ def test_the_configuration_files_routes_seed_the_store_once(tmp_path: Path) -> N
                 f"/v1/numbers/{route['id']}", json={"text": "Hi"}, headers=api.auth()
             )
             assert changed.status_code == 200
-        async with serve_api(tmp_path, config) as api:  # a restart: the store's route stays
+        # a restart: the store's route stays
+        async with serve_api(tmp_path, config_file=config) as api:
             [route] = (await api.client.get("/v1/numbers", headers=api.auth())).json()["data"]
             assert route["text"] == "Hi"
             assert api.running.bridge.bot_config_for("+15557654321").opening_text == "Hi"

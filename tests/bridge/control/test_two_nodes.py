@@ -13,10 +13,9 @@ from webhook_receiver import WebhookReceiver
 
 def test_actions_reach_the_node_that_holds_the_call(tmp_path: Path, postgres_url: str) -> None:
     async def scenario() -> None:
-        shared = {"VOXGATE_STORE_URL": postgres_url}
         async with (
-            serve_api(tmp_path, VOXGATE_NODE_NAME="node-a", **shared) as a,
-            serve_api(tmp_path, VOXGATE_NODE_NAME="node-b", **shared) as b,
+            serve_api(tmp_path, VOXGATE_NODE_NAME="node-a", VOXGATE_STORE_URL=postgres_url) as a,
+            serve_api(tmp_path, VOXGATE_NODE_NAME="node-b", VOXGATE_STORE_URL=postgres_url) as b,
             WebhookReceiver() as receiver,
         ):
             hook = await b.client.post("/v1/webhooks", json={"url": receiver.url}, headers=b.auth())
@@ -59,10 +58,9 @@ def test_a_number_routed_through_one_node_is_seen_by_the_other(
     tmp_path: Path, postgres_url: str
 ) -> None:
     async def scenario() -> None:
-        shared = {"VOXGATE_STORE_URL": postgres_url}
         async with (
-            serve_api(tmp_path, VOXGATE_NODE_NAME="node-a", **shared) as a,
-            serve_api(tmp_path, VOXGATE_NODE_NAME="node-b", **shared) as b,
+            serve_api(tmp_path, VOXGATE_NODE_NAME="node-a", VOXGATE_STORE_URL=postgres_url) as a,
+            serve_api(tmp_path, VOXGATE_NODE_NAME="node-b", VOXGATE_STORE_URL=postgres_url) as b,
         ):
             made = await a.client.post(
                 "/v1/numbers",
