@@ -208,3 +208,40 @@ def test_health_readiness_and_metrics(tmp_path: Path) -> None:
             assert (await api.client.get("/readyz")).json()["status"] == "draining"
 
     run(scenario())
+
+
+def test_outgoing_urls_to_private_addresses_are_refused_unless_allowed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        deny = {"VOXGATE_WEBHOOKS_PRIVATE_TARGETS": "deny", "VOXGATE_BOT_PRIVATE_TARGETS": "deny"}
+        async with serve_api(tmp_path, **deny) as api:
+            post = api.client.post
+            for path, body, field, code in (
+                ("/v1/webhooks", {"url": "http://127.0.0.1:9/hook"}, "url", "url_not_allowed"),
+                ("/v1/webhooks", {"url": "http://169.254.169.254/"}, "url", "url_not_allowed"),
+                (
+                    "/v1/calls",
+                    {"to": "+1555", "webhook_url": "http://10.0.0.1/"},
+                    "webhook_url",
+                    "url_not_allowed",
+                ),
+                (
+                    "/v1/calls",
+                    {"to": "+1555", "wss_url": "ws://127.0.0.1:9/"},
+                    "wss_url",
+                    "bot_not_allowed",
+                ),
+                (
+                    "/v1/numbers",
+                    {"number": "+1555", "wss_url": "ws://[::1]:9/"},
+                    "wss_url",
+                    "bot_not_allowed",
+                ),
+            ):
+                answer = await post(path, json=body, headers=api.auth())
+                assert answer.status_code == 422, (path, body, answer.text)
+                error = answer.json()["error"]
+                assert (error["code"], error["field"]) == (code, field), error
+            listed = (await api.client.get("/v1/calls", headers=api.auth())).json()
+            assert listed["data"] == []  # a refused call is never recorded
+
+    run(scenario())
