@@ -212,8 +212,9 @@ def test_health_readiness_and_metrics(tmp_path: Path) -> None:
 
 def test_outgoing_urls_to_private_addresses_are_refused_unless_allowed(tmp_path: Path) -> None:
     async def scenario() -> None:
-        deny = {"VOXGATE_WEBHOOKS_PRIVATE_TARGETS": "deny", "VOXGATE_BOT_PRIVATE_TARGETS": "deny"}
-        async with serve_api(tmp_path, **deny) as api:
+        async with serve_api(
+            tmp_path, VOXGATE_WEBHOOKS_PRIVATE_TARGETS="deny", VOXGATE_BOT_PRIVATE_TARGETS="deny"
+        ) as api:
             post = api.client.post
             for path, body, field, code in (
                 ("/v1/webhooks", {"url": "http://127.0.0.1:9/hook"}, "url", "url_not_allowed"),

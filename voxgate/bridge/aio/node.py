@@ -65,6 +65,8 @@ _COMMANDS: Final = (b"calls", b"metrics")  # what a worker's control socket answ
 _ACT: Final = b"act "  # ... and a live-call action another worker hands over (JSON after it)
 MAX_ACTION: Final = 16 * 1024 * 1024  # bytes of one handed-over action (a /play upload)
 ACTION_TIMEOUT: Final = 10.0
+MAX_ASKING: Final = 64  # actions one worker hands to another at once (more wait their turn)
+BACKLOG: Final = 1024  # connections a worker's socket holds unaccepted (then: refused)
 
 
 class NodeShared:
@@ -102,6 +104,7 @@ class NodeLink:
     on_action: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
     """This worker's figures: its calls, and with ``True`` its metrics too."""
     _server: asyncio.AbstractServer | None = None
+    _asking: dict[int, asyncio.Semaphore] = field(default_factory=dict)  # per slot asked
 
     def reserve(self) -> bool:
         """Count one more call on this worker if the node is below ``max_calls``."""
@@ -137,7 +140,9 @@ class NodeLink:
         path = self.shared.socket_path(self.slot)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        self._server = await asyncio.start_unix_server(self._answer, path, limit=MAX_ACTION)
+        self._server = await asyncio.start_unix_server(
+            self._answer, path, limit=MAX_ACTION, backlog=BACKLOG
+        )
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -177,9 +182,11 @@ class NodeLink:
 
     async def ask_action(self, slot: int, request: dict[str, Any]) -> dict[str, Any] | None:
         """Hand a live-call action to the worker of ``slot``; its answer, or None when it
-        does not answer (restarting, gone)."""
+        does not answer (restarting, gone). A burst waits its turn (:data:`MAX_ASKING` at
+        once): past the worker socket's backlog a connection is refused, not queued."""
+        asking = self._asking.setdefault(slot, asyncio.Semaphore(MAX_ASKING))
         try:
-            async with asyncio.timeout(ACTION_TIMEOUT):
+            async with asyncio.timeout(ACTION_TIMEOUT), asking:
                 reader, writer = await asyncio.open_unix_connection(self.shared.socket_path(slot))
                 writer.write(_ACT + json.dumps(request).encode() + b"\n")
                 data = await reader.read()

@@ -405,8 +405,8 @@ class SipServer:
         dial = self._dials.pop(call.key, None)
         if dial is not None:
             dial.finish(event)
+            self.ports.release(dial.port)  # its leg may not have opened (and named) it yet
             if call.key not in self.legs:
-                self.ports.release(dial.port)
                 dial.sock.close()
         leg = self.legs.pop(call.key, None)
         if call.key in self._reserved:
@@ -458,7 +458,9 @@ class SipServer:
         ``call_id`` names the answered call (else a new id); ``custom_parameters`` reach
         the bot's ``start`` (and may choose it: ``wss_url``...); ``on_progress`` is told
         ``ringing`` at the first 180/183 and ``in-progress`` once the answered call has its
-        session. Cancelling the coroutine while it rings sends CANCEL."""
+        session. Cancelling the coroutine gives the call up (as its ``ring_timeout`` does):
+        CANCEL while it rings, BYE for an answer that has no session yet (one crossing the
+        CANCEL, RFC 3261 9.1); a call with its session goes on."""
         trunk = await _trunk_address(self.config.trunk)
         if not self.bridge.reserve():
             return DialResult("failed", "voxgate is draining or full")
@@ -498,22 +500,39 @@ class SipServer:
         log.info("dialling %s", _request_uri(target, trunk[0]), extra={"call_id": call.key})
         self._run()
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(ring_timeout, self._ring_timeout, call)
+        timer = loop.call_later(ring_timeout, self._give_up, call)
         try:
             return await asyncio.shield(dial.result)
         except asyncio.CancelledError:
-            self._ring_timeout(call)  # CANCEL while it rings; an answered call goes on
+            self._give_up(call)
             raise
         finally:
             timer.cancel()
 
-    def _ring_timeout(self, call: SipCall) -> None:
+    def _give_up(self, call: SipCall) -> None:
+        """Stop an outbound call that has no session yet: CANCEL while it rings (RFC 3261
+        9.1); an answer already in (its session opening) or still to come is hung up."""
+        dial = self._dials.get(call.key)
+        if dial is None or dial.call_id is not None:
+            return  # over, or answered and bridged: it goes on
+        dial.given_up = True
         if call.phase is Phase.OFFERED:
-            log.info("no answer in time: cancelling", extra={"call_id": call.key})
+            log.info("giving up on the call: cancelling", extra={"call_id": call.key})
             self.agent.at(time.monotonic()).cancel(call)
-            self._run()
+        else:
+            leg = self.legs.get(call.key)
+            if leg is not None:
+                leg.close(1000, "given_up")
+            else:
+                self.agent.at(time.monotonic()).hangup(call)
+        self._run()
 
     def _outbound_answered(self, call: SipCall, dial: _Dial) -> None:
+        if dial.given_up:  # a 2xx that crossed voxgate's CANCEL: ACKed, now BYE (RFC 3261 15)
+            log.info("answered after voxgate gave up: hanging up", extra={"call_id": call.key})
+            self.agent.at(time.monotonic()).hangup(call)
+            self._run()
+            return
         try:
             setup = _setup(call)
         except UnsupportedFormatError:
@@ -525,6 +544,9 @@ class SipServer:
 
     async def _bridge_outbound(self, call: SipCall, leg: SipLeg, dial: _Dial) -> None:
         await leg.open(dial.sock)
+        if leg.ended or dial.given_up:  # hung up while its RTP socket opened
+            leg.close(1000, "given_up")
+            return
         leg.start_media()
         if self._open_session(leg, custom_parameters=dial.custom, call_id=dial.api_call_id):
             dial.call_id = leg.call_id
@@ -588,6 +610,7 @@ class _Dial:
     on_progress: Callable[[str], None] | None = None
     call_id: str | None = None  # voxgate's call id, once the answered call has a session
     rang: bool = False
+    given_up: bool = False  # cancelled or timed out before the call had a session
 
     def tell(self, status: str) -> None:
         if self.on_progress is None:
@@ -602,8 +625,13 @@ class _Dial:
         if self.result.done():
             return
         status = event.call.final_status  # set by the answer (a 2xx) only
-        if status is not None and 200 <= status < 300:
+        if status is not None and 200 <= status < 300 and self.call_id is not None:
             outcome = DialResult("completed", event.reason, status, True, self.call_id)
+        elif status is not None and 200 <= status < 300:  # answered, ended before its session
+            if self.given_up:
+                outcome = DialResult("no-answer", "no_answer", status, False, None)
+            else:
+                outcome = DialResult("failed", event.reason, status, False, None)
         else:
             result = RESULTS.get(event.reason, "failed")
             outcome = DialResult(result, event.reason, event.status, False, None)
