@@ -3,6 +3,7 @@
 - tests/support holds the peers the end-to-end tests talk to (the carrier
   emulator, the REST stand-ins, a scripted bot): it goes on sys.path.
 - Hypothesis runs without its per-example deadline (timing is for the benchmarks).
+- Each test runs in its own temporary directory (the default store lives under ./var/).
 - CPython's ``audioop`` (deprecated in 3.11, gone in 3.13, where the
   ``audioop-lts`` port provides the same module) is the G.711 oracle.
 """
@@ -27,6 +28,14 @@ pytest_plugins = ["postgres", "stores"]
 # The machines are shared and noisy: an example that is slow once is not a bug.
 settings.register_profile("voxgate", deadline=None)
 settings.load_profile("voxgate")
+
+
+@pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in a directory of its own, so the default store (``./var/voxgate.db``)
+    of every bridge a test starts, in-process or as ``voxgate serve``, is that test's: no
+    number route or call of one test reaches another."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")
