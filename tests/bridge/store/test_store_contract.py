@@ -383,6 +383,25 @@ def test_claim_due_takes_only_due_deliveries_and_leases_them(with_store: WithSto
     with_store(scenario)
 
 
+def test_a_restarted_worker_releases_its_own_leases(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await store.enqueue([a_delivery(n) for n in (1, 2, 3)])
+        assert ids(await store.claim_due(100.0, limit=2, lease=60.0, worker="node-a/0")) == [
+            "dlv_1",
+            "dlv_2",
+        ]
+        assert ids(await store.claim_due(100.0, limit=1, lease=60.0, worker="node-b/0")) == [
+            "dlv_3"
+        ]
+        assert await store.release_leases("node-a/0") == 2  # node-a restarted
+        again = await store.claim_due(101.0, limit=10, lease=60.0, worker="node-a/0")
+        assert ids(again) == ["dlv_1", "dlv_2"]  # not node-b's, whose lease still runs
+        await store.delivered("dlv_1", at=102.0, status=200)
+        assert await store.release_leases("node-a/0") == 1  # a delivered one stays delivered
+
+    with_store(scenario)
+
+
 def test_delivered_failed_and_dead_deliveries(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         await store.enqueue([a_delivery(n) for n in (1, 2, 3)])

@@ -107,6 +107,11 @@ class ControlPlane:
         await self._seed_routes()
         await self.refresh_routes()
         await self._end_orphans()
+        released = await self.store.release_leases(self.owner)
+        if released:
+            log.warning(
+                "%d webhook deliveries were under way at the last stop: sent again", released
+            )
         self.ledger.start()
         self.outbox.start()
         await self.courier.start()

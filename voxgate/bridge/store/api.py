@@ -137,6 +137,9 @@ class Store(Protocol):
         """Make a delivery pending again, due now (attempts kept). None if unknown."""
 
     async def pending_count(self) -> int: ...
+    async def release_leases(self, worker: str) -> int:
+        """Make the deliveries leased to ``worker`` claimable now (that worker restarted:
+        what it had in flight when it stopped goes out again at once); how many."""
 
     # --- idempotency ---
     async def idempotent_get(self, key_id: str, idem_key: str) -> IdempotentResponse | None: ...

@@ -414,6 +414,10 @@ class PostgresStore:
         row = await self._row(q.REPLAY, {"id": delivery_id, "now": now})
         return None if row is None else q.delivery_from_row(row)
 
+    async def release_leases(self, worker: str) -> int:
+        async with self._connection() as conn:
+            return (await conn.execute(q.RELEASE_LEASES, {"worker": worker})).rowcount
+
     async def pending_count(self) -> int:
         return int((await self._rows(q.PENDING_COUNT))[0][0])
 

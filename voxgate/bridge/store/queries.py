@@ -363,6 +363,10 @@ REPLAY: Final = (
     f" {_UNLEASE} WHERE id = %(id)s{_RETURNING_DELIVERY}"
 )
 PENDING_COUNT: Final = "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
+RELEASE_LEASES: Final = (
+    "UPDATE deliveries SET leased_until = 0, lease_owner = ''"
+    " WHERE lease_owner = %(worker)s AND status = 'pending'"
+)
 
 
 def list_deliveries(status: str | None, *, limit: int, before: int | None) -> tuple[str, Params]:

@@ -441,6 +441,12 @@ class SqliteStore:
         row = await self._run(lambda db: _row(db, q.REPLAY, {"id": delivery_id, "now": now}))
         return None if row is None else q.delivery_from_row(row)
 
+    async def release_leases(self, worker: str) -> int:
+        params = {"worker": worker}
+        return await self._run(
+            lambda db: db.execute(_sql(q.RELEASE_LEASES), params).rowcount, write=True
+        )
+
     async def pending_count(self) -> int:
         return await self._run(lambda db: int(_rows(db, q.PENDING_COUNT)[0][0]))
 
