@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -67,3 +70,19 @@ async def until(predicate: Any, timeout: float = 30.0, every: float = 0.05) -> N
             if result:
                 return
             await asyncio.sleep(every)
+
+
+def create_key_with_cli(env: dict[str, str]) -> str:
+    """``voxgate keys create --test`` with ``env``'s settings, as a user runs it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "voxgate", "keys", "create", "--test"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    key = done.stdout.strip()
+    assert key.startswith("vg_test_") and "\n" not in key, done.stderr
+    return key

@@ -5,9 +5,6 @@ over the node's worker socket to the one that does, and answers as if it had not
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
-from control_api import until
+from control_api import create_key_with_cli, until
 from scenario import run
 from served import voxgate_serve
 
@@ -50,19 +47,7 @@ async def node(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[st
         "VOXGATE_LOG_FORMAT": "text",
     }
     async with voxgate_serve(env, tmp_path / "serve.log") as (port, _):
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
-        made = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "voxgate", "keys", "create", "--test"],
-            env={**clean, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert made.returncode == 0, made.stderr
-        key = made.stdout.strip().splitlines()[-1]
-        assert key.startswith("vg_test_")
+        key = await asyncio.to_thread(create_key_with_cli, env)
         async with _fresh(port) as client:
             yield client, {"Authorization": f"Bearer {key}"}
 

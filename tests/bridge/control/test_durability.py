@@ -4,35 +4,16 @@ mid-traffic; every event is delivered after the restart (at least once, by event
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
-from control_api import until
+from control_api import create_key_with_cli, until
 from scenario import run
 from served import voxgate_serve
 from webhook_receiver import WebhookReceiver
 
 CALLS = 6
-
-
-def _create_key(env: dict[str, str]) -> str:
-    """``voxgate keys create --test``, as a user runs it."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "voxgate", "keys", "create", "--test"],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    key = done.stdout.strip()
-    assert key.startswith("vg_test_") and "\n" not in key
-    return key
 
 
 def test_kill_9_mid_traffic_loses_no_call_and_no_event(tmp_path: Path) -> None:
@@ -43,7 +24,7 @@ def test_kill_9_mid_traffic_loses_no_call_and_no_event(tmp_path: Path) -> None:
             "VOXGATE_LOG_FORMAT": "text",
             "VOXGATE_NODE_NAME": "node-a",  # the same node restarted (on another port)
         }
-        key = _create_key(env)
+        key = create_key_with_cli(env)
         headers = {"Authorization": f"Bearer {key}"}
         async with WebhookReceiver(failures=10**9) as receiver:  # down: everything waits
             async with (

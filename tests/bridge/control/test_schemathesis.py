@@ -30,10 +30,7 @@ import asyncio
 import base64
 import contextlib
 import io
-import os
 import re
-import subprocess
-import sys
 import time
 import wave
 from collections.abc import Callable
@@ -44,6 +41,7 @@ from typing import Any, Final
 
 import httpx
 import schemathesis
+from control_api import create_key_with_cli
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -301,22 +299,6 @@ def _keep(
     )
 
 
-def _create_key(env: dict[str, str]) -> str:
-    """``voxgate keys create --test``, as a user runs it."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "voxgate", "keys", "create", "--test"],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    key = done.stdout.strip()
-    assert key.startswith("vg_test_"), done.stderr
-    return key
-
-
 async def _unfinished(store_url: str) -> list[str]:
     """The calls the store still holds as queued, ringing or in progress."""
     store = open_store(store_url)
@@ -336,7 +318,7 @@ def test_every_operation_answers_as_its_openapi_document_says(tmp_path: Path) ->
         "VOXGATE_SIP_ENABLED": "false",
         "VOXGATE_LOG_FORMAT": "text",
     }
-    key = _create_key(env)
+    key = create_key_with_cli(env)
     auth = {"Authorization": f"Bearer {key}"}
 
     async def scenario() -> None:
