@@ -228,6 +228,12 @@ class Config:
             return self.bot
         return self.routes.get(_route_key(called_number), self.bot)
 
+    def private_allowed(self, setting: str) -> bool:
+        """Whether a ``private_targets`` setting (``bot.``, ``webhooks.``) lets outgoing
+        connections reach private and loopback addresses: ``allow``, or ``auto`` while
+        voxgate itself listens on loopback."""
+        return setting == "allow" or (setting == "auto" and is_loopback(self.server.host))
+
     def check_listen_safe(self) -> None:
         """Refuse a listener reachable from other hosts that anyone could call into."""
         sip = self.sip

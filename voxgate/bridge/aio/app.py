@@ -67,7 +67,7 @@ from voxgate.bridge.events import StreamStarted
 from voxgate.bridge.ratelimit import InboundRate
 from voxgate.codecs.formats import PCMU_8K, AudioFormat
 from voxgate.codecs.resample import prepare_filters
-from voxgate.config import BotConfig, Config, is_loopback, parse_header_lines
+from voxgate.config import BotConfig, Config, parse_header_lines
 from voxgate.errors import ConfigError, UnsupportedFormatError
 from voxgate.obs import METRICS, render_exposition
 from voxgate.redact import redact_url, scrub
@@ -351,10 +351,7 @@ class Bridge:
         if "wss_url" not in started.custom_parameters:
             return bot  # the operator's own configuration
         configured = self.bot_config_for(started.to_number)
-        private = configured.private_targets
-        private_allowed = private == "allow" or (
-            private == "auto" and is_loopback(self.config.server.host)
-        )
+        private_allowed = self.config.private_allowed(configured.private_targets)
         target = await vet_bot_url(bot.url, allow=configured.allow, private_allowed=private_allowed)
         return replace(bot, address=target.address)
 

@@ -34,7 +34,7 @@ from voxgate.bridge.store import open_store
 from voxgate.bridge.store.api import Store
 from voxgate.bridge.store.records import ApiKey, CallRecord, NumberRoute
 from voxgate.codecs.formats import AudioFormat
-from voxgate.config import BotConfig, Config, is_loopback, parse_header_lines
+from voxgate.config import BotConfig, Config, parse_header_lines
 from voxgate.errors import ApiError, ConfigError
 from voxgate.obs import METRICS
 from voxgate.redact import redact_url
@@ -95,7 +95,7 @@ class ControlPlane:
         )
 
     def private_allowed(self, setting: str) -> bool:
-        return setting == "allow" or (setting == "auto" and is_loopback(self.config.server.host))
+        return self.config.private_allowed(setting)
 
     # --- start and stop -------------------------------------------------------------------
 
