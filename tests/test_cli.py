@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ from websockets.typing import Subprotocol
 import voxgate
 from voxgate import cli
 from voxgate.bots import echo as echo_bot
+from voxgate.bots.sdk import runner as bot_runner
 from voxgate.cli import main
 from voxgate.config import load_config
 
@@ -155,6 +157,9 @@ def test_bot_echo_runs_as_its_own_server(stop: signal.Signals) -> None:
                     "protocol": "voxgate.v1",
                     "call_id": "vx-cli",
                     "stream_id": "vx-cli-1",
+                    "direction": "inbound",
+                    "carrier": {"name": "sip", "call_id": "abc"},
+                    "custom_parameters": {},
                     "media_format": {"encoding": "pcmu", "sample_rate": 8000, "channels": 1},
                     "audio_transport": "json",
                     "reconnected": False,
@@ -300,29 +305,43 @@ def _echo_help(capsys: pytest.CaptureFixture[str]) -> str:
     return " ".join(capsys.readouterr().out.split())
 
 
+ECHO_OPTIONS = ["host", "port", "binary", "token", "delay", "dtmf_tones", "transfer_target"]
+
+
 def test_bot_echo_help_gives_every_option_a_text_and_its_variable(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     shown = _echo_help(capsys)
     flags = set(re.findall(r"\[(--[a-z-]+)", shown.split(" options: ")[0])) - {"--help"}
-    assert flags == {"--" + name.replace("_", "-") for name in echo_bot.OPTIONS}
-    for name, (variable, _, description) in echo_bot.OPTIONS.items():
-        assert description
-        assert f"{description} (env: {variable}; default: " in shown, name
-        assert variable.startswith("ECHO_BOT_")
+    assert flags == {"--" + name.replace("_", "-") for name in ECHO_OPTIONS}
+    for name in ECHO_OPTIONS:
+        assert f"(env: ECHO_BOT_{name.upper()}; default: " in shown, name
+
+
+def test_bot_help_lists_the_sample_bots_with_what_their_modules_say(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["bot", "--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    for name, summary in bot_runner.BUNDLED_SUMMARIES.items():
+        assert f"  {name:<14}{summary}" in shown
+    assert set(bot_runner.BUNDLED_SUMMARIES) == set(bot_runner.BUNDLED)
 
 
 @pytest.fixture
 def echo_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
-    """Each echo bot that ``main`` would have started, as its arguments (nothing listens)."""
+    """Each bot that ``main`` would have started, as its settings (nothing listens)."""
     runs: list[dict[str, object]] = []
 
-    async def run_echo(host: str, port: int, **options: object) -> None:
-        runs.append({"host": host, "port": port, **options})
+    async def run_bot(handler: object, host: str, port: int, **settings: Any) -> None:
+        options = vars(settings.pop("options"))
+        runs.append({"handler": handler, "host": host, "port": port, **settings, **options})
 
-    for variable in (variable for variable, _, _ in echo_bot.OPTIONS.values()):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(echo_bot, "run_echo", run_echo)
+    for name in ECHO_OPTIONS:
+        monkeypatch.delenv(f"ECHO_BOT_{name.upper()}", raising=False)
+    monkeypatch.setattr(cli, "run_bot", run_bot)
     monkeypatch.setattr(cli, "setup_logging", lambda level, format_: None)
     return runs
 
@@ -331,15 +350,30 @@ ECHO_ENV = {
     "ECHO_BOT_HOST": "127.0.0.2",
     "ECHO_BOT_PORT": "9123",
     "ECHO_BOT_BINARY": "yes",
+    "ECHO_BOT_DELAY": "0.5",
+    "ECHO_BOT_DTMF_TONES": "1",
     "ECHO_BOT_TRANSFER_TARGET": "+15550100999",
 }
 
 
+def _settings(run: dict[str, object]) -> dict[str, object]:
+    return {name: run[name] for name in ECHO_OPTIONS}
+
+
 def test_bot_echo_defaults(echo_runs: list[dict[str, object]]) -> None:
     assert main(["bot", "echo"]) == 0
-    assert echo_runs == [
-        {"host": "127.0.0.1", "port": 9000, "binary": False, "transfer_target": "+15550100000"}
-    ]
+    (run,) = echo_runs
+    assert run["handler"] is echo_bot.handle
+    assert run["logger"] is logging.getLogger("voxgate.bots.echo")
+    assert _settings(run) == {
+        "host": "127.0.0.1",
+        "port": 9000,
+        "binary": False,
+        "token": None,
+        "delay": 0.0,
+        "dtmf_tones": False,
+        "transfer_target": "+15550100000",
+    }
 
 
 def test_bot_echo_takes_every_option_from_the_environment(
@@ -348,9 +382,16 @@ def test_bot_echo_takes_every_option_from_the_environment(
     for variable, value in ECHO_ENV.items():
         monkeypatch.setenv(variable, value)
     assert main(["bot", "echo"]) == 0
-    assert echo_runs == [
-        {"host": "127.0.0.2", "port": 9123, "binary": True, "transfer_target": "+15550100999"}
-    ]
+    (run,) = echo_runs
+    assert _settings(run) == {
+        "host": "127.0.0.2",
+        "port": 9123,
+        "binary": True,
+        "token": None,
+        "delay": 0.5,
+        "dtmf_tones": True,
+        "transfer_target": "+15550100999",
+    }
 
 
 def test_bot_echo_options_beat_the_environment(
@@ -359,8 +400,18 @@ def test_bot_echo_options_beat_the_environment(
     for variable, value in ECHO_ENV.items():
         monkeypatch.setenv(variable, value)
     argv = ["--host", "::1", "--port", "0", "--no-binary", "--transfer-target", "sip:a@b"]
+    argv += ["--delay", "0", "--no-dtmf-tones", "--token", "t0ken"]
     assert main(["bot", "echo", *argv]) == 0
-    assert echo_runs == [{"host": "::1", "port": 0, "binary": False, "transfer_target": "sip:a@b"}]
+    (run,) = echo_runs
+    assert _settings(run) == {
+        "host": "::1",
+        "port": 0,
+        "binary": False,
+        "token": "t0ken",
+        "delay": 0.0,
+        "dtmf_tones": False,
+        "transfer_target": "sip:a@b",
+    }
 
 
 BAD_ECHO_ENV = [
@@ -368,7 +419,8 @@ BAD_ECHO_ENV = [
     ("ECHO_BOT_PORT", "65536", "must be a port number from 0 to 65535, got '65536'"),
     ("ECHO_BOT_BINARY", "maybe", "must be true/false/1/0/yes/no, got 'maybe'"),
     ("ECHO_BOT_HOST", " ", "must not be empty"),
-    ("ECHO_BOT_TRANSFER_TARGET", "", "must not be empty"),
+    ("ECHO_BOT_DELAY", "60", "must be 0 to 10 seconds, got '60'"),
+    ("ECHO_BOT_TRANSFER_TARGET", "", "must be a +E.164 number or a sip:/sips: URI, got ''"),
 ]
 
 
@@ -391,6 +443,7 @@ def test_bot_echo_refuses_a_bad_variable_with_status_2(
     [
         (["--port", "-1"], "argument --port: must be a port number from 0 to 65535, got '-1'"),
         (["--host", ""], "argument --host: must not be empty"),
+        (["--transfer-target", "12"], "must be a +E.164 number or a sip:/sips: URI, got '12'"),
     ],
 )
 def test_bot_echo_refuses_a_bad_option_with_status_2(
@@ -402,8 +455,38 @@ def test_bot_echo_refuses_a_bad_option_with_status_2(
     with pytest.raises(SystemExit) as exited:
         main(["bot", "echo", *argv])
     assert exited.value.code == 2
-    assert capsys.readouterr().err.endswith(f"voxgate bot echo: error: {message}\n")
+    assert capsys.readouterr().err.endswith(f"{message}\n")
     assert echo_runs == []
+
+
+def test_an_unknown_bot_or_a_module_without_handle_is_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bot", "nosuchbot"]) == 2
+    assert "unknown bot 'nosuchbot' (bundled: echo, receptionist, relay" in capsys.readouterr().err
+    empty = tmp_path / "empty.py"
+    empty.write_text("X = 1\n")
+    assert main(["bot", str(empty)]) == 2
+    assert "has no handle(call) function" in capsys.readouterr().err
+
+
+def test_a_bot_module_of_ones_own_runs_with_its_own_options(
+    tmp_path: Path, echo_runs: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = tmp_path / "my_bot.py"
+    mine.write_text(
+        "import argparse\n"
+        "def add_arguments(parser: argparse.ArgumentParser) -> None:\n"
+        "    parser.add_argument('--greeting', default='hi')\n"
+        "async def handle(call: object) -> None:\n"
+        "    pass\n"
+    )
+    monkeypatch.setenv("MY_BOT_BOT_GREETING", "hello")
+    assert main(["bot", str(mine), "--port", "0"]) == 0
+    (run,) = echo_runs
+    assert run["greeting"] == "hello"
+    assert run["port"] == 0
+    assert run["logger"] is logging.getLogger("bot.my_bot")
 
 
 def test_bot_echo_on_a_taken_port_is_one_clear_line() -> None:

@@ -2,8 +2,9 @@
 
 - ``voxgate serve``: the bridge, on the configuration's address (127.0.0.1:8080
   by default), with the built-in echo bot as the default bot.
-- ``voxgate bot echo``: the sample echo bot as its own WebSocket server
-  (ws://127.0.0.1:9000/ by default), for pointing ``wss_url`` at.
+- ``voxgate bot NAME|PATH``: a sample bot (echo, receptionist, relay) or your own bot
+  module as its own WebSocket server (ws://127.0.0.1:9000/ by default), for pointing
+  ``wss_url`` at.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from voxgate import __version__
-from voxgate.bots import echo as echo_bot
+from voxgate.bots.sdk import runner as bot_runner
+from voxgate.bots.sdk.server import run_bot
 from voxgate.bridge.aio.app import Bridge
 from voxgate.bridge.aio.server import serve
 from voxgate.bridge.control.keys import new_key
@@ -102,18 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list keys (ids, modes, first characters)")
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", help="the key's id (key_...)")
-    bot = commands.add_parser("bot", help="run a sample bot")
-    bots = bot.add_subparsers(dest="bot", metavar="BOT", required=True)
-    echo = bots.add_parser(
-        "echo",
-        help="echo the caller's audio back (voxgate.v1)",
+    bot = commands.add_parser(
+        "bot",
+        help="run a sample bot, or your own bot module",
         description=(
-            "The sample echo bot as its own WebSocket server: it repeats what the caller "
-            "says, marks every second, hangs up on #, transfers on 0, clears on *. Each "
-            "option can also be set by its environment variable; the option wins."
+            "Run a bot as its own WebSocket server for voxgate to call: one of the sample "
+            "bots by name, or your own module by path (it defines async handle(call)). "
+            "'voxgate bot NAME --help' lists a bot's options."
         ),
+        epilog=_bundled_bots_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    echo_bot.add_arguments(echo)
+    bot.add_argument("bot", metavar="NAME|PATH", help="a sample bot's name, or a .py file")
+    bot.add_argument("bot_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -123,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "bot":
-        return _echo(args)
+        return _bot(args.bot, args.bot_args)
     if args.command == "dial":
         return _dial(args)
     if args.command == "keys":
@@ -232,25 +235,40 @@ def _keys(args: argparse.Namespace) -> int:
     return status
 
 
-def _echo(args: argparse.Namespace) -> int:
+def _bundled_bots_text() -> str:
+    lines = ["sample bots:"]
+    for name, summary in bot_runner.BUNDLED_SUMMARIES.items():
+        lines.append(f"  {name:<14}{summary}")
+    return "\n".join(lines)
+
+
+def _bot(spec: str, argv: Sequence[str]) -> int:
     try:
-        options = echo_bot.options_from(args, os.environ)
-    except ValueError as error:
-        print(f"voxgate bot echo: error: {error}", file=sys.stderr)
+        module = bot_runner.load_bot(spec)
+    except bot_runner.BotLoadError as error:
+        print(f"voxgate bot: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        options = bot_runner.parse_options(spec, module, argv, os.environ)  # exits 2 when bad
+    except ValueError as error:  # a bad environment variable
+        print(f"voxgate bot {spec}: error: {error}", file=sys.stderr)
         return 2
     setup_logging("info", "text")
-    coroutine = echo_bot.run_echo(
+    coroutine = run_bot(
+        module.handle,
         options.host,
         options.port,
         binary=options.binary,
-        transfer_target=options.transfer_target,
+        token=options.token,
+        options=options,
+        logger=bot_runner.bot_logger(spec, module),
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
             run_fast(_until_stop_signal(coroutine))
     except OSError as error:  # the port is taken, the host is not an address of this machine
         print(
-            f"voxgate bot echo: error: cannot listen on {options.host}:{options.port}: {error}",
+            f"voxgate bot {spec}: error: cannot listen on {options.host}:{options.port}: {error}",
             file=sys.stderr,
         )
         return 1

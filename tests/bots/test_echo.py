@@ -21,7 +21,12 @@ from websockets.asyncio.server import Server
 from websockets.exceptions import ConnectionClosedOK
 from websockets.typing import Subprotocol
 
-from voxgate.bots.echo import DEFAULT_TRANSFER_TARGET, run_echo, serve_echo
+from voxgate.bots import echo
+from voxgate.bots.echo import DEFAULT_TRANSFER_TARGET, serve_echo
+from voxgate.bots.sdk.runner import default_options, parse_options
+from voxgate.bots.sdk.server import run_bot
+from voxgate.codecs.dtmf import DtmfDetector
+from voxgate.codecs.g711 import ulaw_decode
 
 TIMEOUT = 5.0
 JSON = Subprotocol("voxgate.v1")
@@ -33,8 +38,12 @@ START = {
     "protocol": "voxgate.v1",
     "call_id": "call-42",
     "stream_id": "stream-7",
+    "direction": "inbound",
+    "carrier": {"name": "twilio", "call_id": "CA42"},
+    "custom_parameters": {},
     "media_format": {"encoding": "pcmu", "sample_rate": 8000, "channels": 1},
     "audio_transport": "json",
+    "reconnected": False,
 }
 
 
@@ -65,7 +74,8 @@ async def started_call(
 ) -> AsyncIterator[ClientConnection]:
     """A client connected to a fresh echo bot, ``start`` already sent."""
     async with echo_bot(**options) as (_, url), connect(url, subprotocols=subprotocols) as client:
-        await client.send(json.dumps(START))
+        binary = client.subprotocol == BINARY
+        await client.send(json.dumps({**START, "audio_transport": "binary" if binary else "json"}))
         yield client
 
 
@@ -137,8 +147,12 @@ def test_subprotocol_selection(
     async def body() -> None:
         async with started_call(offered, binary=binary) as client:
             assert client.subprotocol == selected
-            await client.send(media(1))
-            assert await receive_echo(client) == CHUNK
+            if selected == BINARY:  # audio both ways as binary frames
+                await client.send(CHUNK)
+                assert await client.recv() == CHUNK
+            else:
+                await client.send(media(1))
+                assert await receive_echo(client) == CHUNK
 
     run(body)
 
@@ -234,16 +248,16 @@ def test_stop_makes_the_bot_close_with_1000() -> None:
 
 
 GARBAGE = [  # (what voxgate sends, what the bot logs about it)
-    ("not json at all", "ignoring a message that is not JSON"),
-    ("[1, 2, 3]", "ignoring a JSON message without a string 'type'"),
-    ('"start"', "ignoring a JSON message without a string 'type'"),
-    ("{}", "ignoring a JSON message without a string 'type'"),
-    ('{"type": 5}', "ignoring a JSON message without a string 'type'"),
-    ('{"type": "media", "seq": 1}', "media 1 has no 'audio' string"),
-    ('{"type": "media", "seq": 2, "audio": "***not base64***"}', "media 2: 'audio' is not valid"),
-    ('{"type": "media", "seq": 3, "audio": 12}', "media 3 has no 'audio' string"),
+    ("not json at all", "ignoring a message voxgate should not send"),
+    ("[1, 2, 3]", "ignoring a message voxgate should not send"),
+    ('"start"', "ignoring a message voxgate should not send"),
+    ("{}", "ignoring a message voxgate should not send"),
+    ('{"type": 5}', "ignoring a message voxgate should not send"),
+    ('{"type": "media", "seq": 1}', "'audio'"),
+    ('{"type": "media", "seq": 2, "audio": "***not base64***"}', "base64"),
+    ('{"type": "media", "seq": 3, "audio": 12}', "'audio'"),
     ('{"type": "error", "code": "bad_audio", "message": "no"}', "voxgate reports bad_audio: no"),
-    ('{"type": "speech.started", "item": 3}', "ignoring unknown message type 'speech.started'"),
+    ('{"type": "speech.started", "item": 3}', "'speech.started'"),
 ]
 
 
@@ -257,9 +271,12 @@ def test_bad_or_unknown_messages_are_logged_and_the_call_goes_on(
             await client.send(media(9))
             assert await receive_echo(client) == CHUNK
 
-    with caplog.at_level(logging.INFO, logger="voxgate.bots.echo"):
+    with caplog.at_level(logging.INFO):
         run(body)
-    assert any(f"call call-42: {logged}" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.getMessage().startswith("call call-42: ") and logged in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
 
 
 def test_every_log_line_about_the_call_names_it(caplog: pytest.LogCaptureFixture) -> None:
@@ -272,13 +289,17 @@ def test_every_log_line_about_the_call_names_it(caplog: pytest.LogCaptureFixture
             with pytest.raises(ConnectionClosedOK):
                 await client.recv()
 
-    with caplog.at_level(logging.DEBUG, logger="voxgate.bots.echo"):
+    with caplog.at_level(logging.DEBUG):
         run(body)
-    call_lines = [r for r in caplog.records if hasattr(r, "call_id")]
-    assert len(call_lines) >= 4  # connected, started, ignoring, stopped
-    after_start = call_lines[1:]
-    assert all(r.call_id == "call-42" for r in after_start)
-    assert all("call-42" in r.getMessage() for r in after_start)
+    bot_lines = [r for r in caplog.records if r.name.startswith("voxgate.bots")]
+    call_lines = [r for r in bot_lines if hasattr(r, "call_id")]
+    assert len(call_lines) >= 4  # started, ignoring, stopped, finished
+    assert all(r.call_id == "call-42" for r in call_lines)
+    assert all("call-42" in r.getMessage() for r in call_lines)
+    # Only the listening line has no call: nothing else is said outside a call.
+    assert [r.getMessage() for r in bot_lines if not hasattr(r, "call_id")] == [
+        r.getMessage() for r in bot_lines if "listening" in r.getMessage()
+    ]
 
 
 def test_an_abrupt_client_disconnect_ends_the_handler_cleanly(
@@ -298,15 +319,16 @@ def test_an_abrupt_client_disconnect_ends_the_handler_cleanly(
     with caplog.at_level(logging.INFO):
         run(body)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert any("connection lost" in r.getMessage() for r in caplog.records)
+    assert any("closed without a stop" in r.getMessage() for r in caplog.records)
 
 
-def test_run_echo_serves_until_cancelled() -> None:
+def test_run_bot_serves_the_echo_until_cancelled() -> None:
     async def body() -> None:
         with socket.socket() as probe:  # find a free loopback port
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        serving = asyncio.create_task(run_echo("127.0.0.1", port))
+        options = default_options(echo)
+        serving = asyncio.create_task(run_bot(echo.handle, "127.0.0.1", port, options=options))
         url = f"ws://127.0.0.1:{port}"
         while True:
             try:
@@ -315,6 +337,7 @@ def test_run_echo_serves_until_cancelled() -> None:
             except OSError:
                 await asyncio.sleep(0.01)
         async with client:
+            await client.send(json.dumps(START))
             await client.send(media(1))
             assert await receive_echo(client) == CHUNK
             serving.cancel()
@@ -322,5 +345,49 @@ def test_run_echo_serves_until_cancelled() -> None:
                 await serving
             await client.wait_closed()
             assert client.close_code == 1001  # the server went away
+
+    run(body)
+
+
+# --- delay and DTMF tones -------------------------------------------------------------------
+
+
+def test_with_a_delay_the_echo_comes_back_that_much_later_in_order() -> None:
+    async def body() -> None:
+        async with started_call(delay=0.3) as client:
+            loop = asyncio.get_running_loop()
+            sent_at = loop.time()
+            for seq, chunk in enumerate(CHUNKS, 1):
+                await client.send(media(seq, chunk))
+            echoed = [await receive_echo(client) for _ in CHUNKS]
+            waited = loop.time() - sent_at
+            assert echoed == CHUNKS
+            assert 0.3 <= waited < 0.3 + 2.0  # held back; the upper bound allows a busy machine
+
+    run(body)
+
+
+@pytest.mark.parametrize("delay", ["11", "-1", "soon"])
+def test_a_bad_delay_is_refused_with_the_range(
+    delay: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_options("echo", echo, ["--delay", delay], {})
+    assert exited.value.code == 2
+    assert "must be 0 to 10 seconds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("digit", ["5", "#", "0", "*"])
+def test_in_dtmf_tones_mode_every_key_comes_back_as_its_tone(digit: str) -> None:
+    async def body() -> None:
+        async with started_call(dtmf_tones=True) as client:
+            await client.send(json.dumps({"type": "dtmf", "digit": digit}))
+            audio = b""
+            while len(audio) < echo.TONE_MS * 8:  # 8 bytes of PCMU a millisecond
+                audio += await receive_echo(client)
+            assert len(audio) == echo.TONE_MS * 8
+            detector = DtmfDetector(8000)
+            found = [d.digit for d in detector.feed(ulaw_decode(audio)) + detector.flush()]
+            assert found == [digit]
 
     run(body)

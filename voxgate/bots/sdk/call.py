@@ -329,6 +329,7 @@ class Call:
     async def _finish(self) -> None:
         self._end()
         if not self._stop_queued:  # the socket closed without a stop: the stream ends anyway
+            self.log.info("the connection closed without a stop")
             await self._events.put(Stop(None))
 
     def _end(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,12 +23,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
+from voxgate.bridge.botlink.v1 import TRANSFER_TARGET
+
 BUNDLED: Final = {
     "echo": "voxgate.bots.echo",
     "receptionist": "voxgate.bots.receptionist",
     "relay": "voxgate.bots.relay",
 }
 """The bots ``voxgate bot NAME`` runs, by name."""
+
+BUNDLED_SUMMARIES: Final = {
+    "echo": "repeats what the caller says (delay, DTMF tones); the first bot to read",
+    "receptionist": "a small IVR: menu by keys or barge-in, transfers, voicemail, hours",
+    "relay": "bridges the call to a speech-to-speech model API (OpenAI Realtime kind)",
+}
+"""What ``voxgate bot --help`` says of each, without importing them all."""
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 9000
@@ -68,6 +78,11 @@ def load_bot(spec: str) -> ModuleType:
     return module
 
 
+def bot_logger(spec: str, module: ModuleType) -> logging.Logger:
+    """The logger of a bot's lines: its module's name (``voxgate.bots.echo``, ``bot.mybot``)."""
+    return logging.getLogger(module.__name__ if spec in BUNDLED else f"bot.{bot_name(spec)}")
+
+
 def bot_name(spec: str) -> str:
     """The name used in the environment variables' prefix: ``echo``, ``mybot``."""
     return Path(spec).stem if is_path(spec) else spec
@@ -81,15 +96,18 @@ def summary(module: ModuleType) -> str:
 def build_parser(
     spec: str, module: ModuleType, prog: str = "voxgate bot"
 ) -> argparse.ArgumentParser:
-    """The command line of one bot: the common options and the bot's own."""
+    """The command line of one bot: the common options and the bot's own, each option's help
+    naming its environment variable and default."""
     parser = argparse.ArgumentParser(
         prog=f"{prog} {spec}",
         description=(module.__doc__ or "").strip().split("\n\n")[0],
         epilog=f"Each option can also be set by the environment variable "
         f"{env_prefix(spec)}<OPTION> (for example {env_prefix(spec)}PORT); the option wins.",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
-    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="port, 0: any free")
+    parser.add_argument("--host", type=nonempty, default=DEFAULT_HOST, help="address to listen on")
+    parser.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT, help="port to listen on, 0: any free"
+    )
     parser.add_argument(
         "--binary",
         action=argparse.BooleanOptionalAction,
@@ -98,12 +116,24 @@ def build_parser(
     )
     parser.add_argument(
         "--token",
-        help="require this bearer token from voxgate (its wss_header: Authorization: Bearer ...)",
+        type=nonempty,
+        help="require this bearer token from voxgate (a call's wss_header "
+        "'Authorization: Bearer <token>')",
     )
     add_arguments = getattr(module, "add_arguments", None)
     if callable(add_arguments):
         add_arguments(parser)
+    for action in _options(parser):
+        default = action.default
+        shown = ("yes" if default else "no") if isinstance(default, bool) else default
+        variable = env_prefix(spec) + action.dest.upper()
+        action.help = f"{action.help or ''} (env: {variable}; default: {shown})"
     return parser
+
+
+def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The parser's options but --help (argparse has no public list of them)."""
+    return [a for a in parser._actions if a.option_strings and a.dest != "help"]
 
 
 def env_prefix(spec: str) -> str:
@@ -111,17 +141,18 @@ def env_prefix(spec: str) -> str:
 
 
 def apply_environment(parser: argparse.ArgumentParser, spec: str, env: Mapping[str, str]) -> None:
-    """Take each option's default from ``<BOT>_BOT_<OPTION>`` when that variable is set."""
+    """Take each option's default from ``<BOT>_BOT_<OPTION>`` when that variable is set.
+
+    A bad value raises ``ValueError`` naming the variable."""
     prefix = env_prefix(spec)
-    for action in parser._actions:  # argparse offers no public iteration over its options
+    for action in _options(parser):
         variable = prefix + action.dest.upper()
-        if variable not in env or not action.option_strings:
+        if variable not in env:
             continue
-        text = env[variable]
         try:
-            action.default = _convert(action, text)
+            action.default = _convert(action, env[variable])
         except (ValueError, argparse.ArgumentTypeError) as error:
-            parser.error(f"{variable}: {error}")
+            raise ValueError(f"{variable}: {error}") from None
 
 
 _BOOLEANS: Final = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
@@ -139,6 +170,20 @@ def _convert(action: argparse.Action, text: str) -> Any:
     return value
 
 
+def transfer_target(text: str) -> str:
+    """An option's transfer target, checked as voxgate checks ``session.transfer``."""
+    if not TRANSFER_TARGET.fullmatch(text.strip()):
+        expected = "a +E.164 number or a sip:/sips: URI"
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}")
+    return text.strip()
+
+
+def nonempty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.strip()
+
+
 def port_number(text: str) -> int:
     try:
         port = int(text.strip())
@@ -152,7 +197,8 @@ def port_number(text: str) -> int:
 def parse_options(
     spec: str, module: ModuleType, argv: Sequence[str], env: Mapping[str, str]
 ) -> argparse.Namespace:
-    """The bot's options from ``argv`` and ``env`` (exits with status 2 on a bad one)."""
+    """The bot's options from ``argv`` and ``env``: a bad option exits with status 2 (argparse),
+    a bad variable raises ``ValueError`` naming it."""
     parser = build_parser(spec, module)
     apply_environment(parser, spec, env)
     return parser.parse_args(list(argv))

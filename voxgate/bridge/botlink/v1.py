@@ -122,7 +122,7 @@ accept under ANSI/Bellcore timing (ITU-T Q.24 asks for about 40 ms), so every ex
 
 _DIGITS: Final = re.compile(r"[0-9*#A-D]{1,32}")
 # A transfer target: an E.164 number (ITU-T E.164: at most 15 digits) or a SIP URI (RFC 3261 19.1).
-_TARGET: Final = re.compile(r"\+[1-9][0-9]{1,14}|sips?:\S+")
+TRANSFER_TARGET: Final = re.compile(r"\+[1-9][0-9]{1,14}|sips?:\S+")
 
 
 def transport_for(selected_subprotocol: str | None) -> Transport:
@@ -266,7 +266,7 @@ class V1Dialect:
                 event = DtmfSendRequested(digits, 100 if duration_ms is None else duration_ms)
             case "session.transfer":
                 expected = "a +E.164 number or a sip:/sips: URI"
-                event = TransferRequested(fields.matching("target", _TARGET, expected))
+                event = TransferRequested(fields.matching("target", TRANSFER_TARGET, expected))
             case "session.hangup":
                 event = HangupRequested(fields.optional_text("reason"))
             case _:  # "transcript"
