@@ -506,3 +506,21 @@ def test_bot_echo_on_a_taken_port_is_one_clear_line() -> None:
 def test_the_echo_bot_variables_do_not_trouble_serve() -> None:
     """``voxgate serve`` refuses unknown VOXGATE_* variables; the echo bot's are not theirs."""
     load_config(None, ECHO_ENV)
+
+
+def test_a_bot_s_help_never_prints_a_secret_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "keyed.py"
+    mine.write_text(
+        "import argparse\n"
+        "def add_arguments(parser: argparse.ArgumentParser) -> None:\n"
+        "    parser.add_argument('--api-key', default='sk-very-secret')\n"
+        "async def handle(call: object) -> None:\n"
+        "    pass\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["bot", str(mine), "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "sk-very-secret" not in shown
+    assert "(env: KEYED_BOT_API_KEY; default: set)" in shown

@@ -39,6 +39,9 @@ BUNDLED_SUMMARIES: Final = {
 }
 """What ``voxgate bot --help`` says of each, without importing them all."""
 
+SECRET_OPTION: Final = re.compile(r"key|token|secret|password", re.IGNORECASE)
+"""Options whose default ``--help`` must not print."""
+
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 9000
 
@@ -126,6 +129,8 @@ def build_parser(
     for action in _options(parser):
         default = action.default
         shown = ("yes" if default else "no") if isinstance(default, bool) else default
+        if default is not None and SECRET_OPTION.search(action.dest):
+            shown = "set" if default else default  # a secret (say, from the environment)
         variable = env_prefix(spec) + action.dest.upper()
         action.help = f"{action.help or ''} (env: {variable}; default: {shown})"
     return parser
