@@ -524,3 +524,53 @@ def test_a_bot_s_help_never_prints_a_secret_default(
     shown = " ".join(capsys.readouterr().out.split())
     assert "sk-very-secret" not in shown
     assert "(env: KEYED_BOT_API_KEY; default: set)" in shown
+
+
+# What each sample bot sends first, once voxgate's start arrived (the relay, with no key,
+# says why in its log and hangs up).
+FIRST_REPLY = {"echo": "response.audio.delta", "receptionist": "response.audio.delta"}
+FIRST_REPLY["relay"] = "session.hangup"
+
+
+@pytest.mark.parametrize("name", list(bot_runner.BUNDLED))
+def test_every_sample_bot_runs_as_its_own_server(name: str, tmp_path: Path) -> None:
+    port = _free_port()
+    command = [sys.executable, "-m", "voxgate", "bot", name, "--port", str(port)]
+    env = {k: v for k, v in _clean_env().items() if not k.endswith("_API_KEY")}
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    start = {
+        "type": "start",
+        "protocol": "voxgate.v1",
+        "call_id": "vx-00000000000000000001",
+        "stream_id": "vx-00000000000000000001-1",
+        "direction": "inbound",
+        "carrier": {"name": "twilio", "call_id": "CA1"},
+        "custom_parameters": {},
+        "media_format": {"encoding": "pcmu", "sample_rate": 8000, "channels": 1},
+        "audio_transport": "json",
+        "reconnected": False,
+    }
+
+    async def first_reply() -> str:
+        for _ in range(150):
+            try:
+                bot = await connect(
+                    f"ws://127.0.0.1:{port}/", subprotocols=[Subprotocol("voxgate.v1")]
+                )
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        async with bot:
+            await bot.send(json.dumps(start))
+            await bot.send(
+                json.dumps({"type": "media", "seq": 1, "timestamp_ms": 0, "audio": "AAEC"})
+            )
+            return str(json.loads(await asyncio.wait_for(bot.recv(), 10))["type"])
+
+    try:
+        assert asyncio.run(first_reply()) == FIRST_REPLY[name]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=15)
+    assert process.returncode == 0, errors
+    assert "Traceback" not in errors
