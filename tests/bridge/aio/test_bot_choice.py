@@ -80,6 +80,15 @@ def test_nothing_configured_means_the_built_in_echo_bot() -> None:
     assert bridge.bot_target(_started()).url == "ws://127.0.0.1:1/echo"
 
 
+@pytest.mark.parametrize("dialect", ["twilio", "telnyx"])
+def test_the_built_in_echo_speaks_voxgate_v1_whatever_dialect_was_asked(dialect: str) -> None:
+    bridge = Bridge(load_config(None, {}))
+    bridge.echo_url = "ws://127.0.0.1:1/echo"
+    bot = bridge.bot_target(_started(bot_dialect=dialect, bot_audio="pcm16/16000"))
+    assert (bot.url, bot.dialect) == ("ws://127.0.0.1:1/echo", "voxgate.v1")
+    assert bot.audio == AudioFormat(Encoding.PCM16, 16000)
+
+
 @pytest.mark.parametrize(
     ("params", "error", "words"),
     [

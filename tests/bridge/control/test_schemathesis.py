@@ -178,6 +178,10 @@ class Target:
         for name, url in (("wss_url", self.bot_url), ("webhook_url", self.hook_url)):
             if body.get(name) is not None:
                 body[name] = url
+        if body.get("bot_dialect") is not None:
+            # The bot there is the sample echo, on the SDK: it speaks voxgate.v1 and, as it
+            # should, refuses a stream in a carrier's dialect (close 1008: the call ends).
+            body["bot_dialect"] = "voxgate.v1"
         if body.get("url") is not None:
             body["url"] = self.hook_url  # /webhooks: ours; /play: an answer that is not audio
         if case.operation.path.endswith("/play"):

@@ -326,6 +326,8 @@ class Bridge:
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"wss_url must start with ws:// or wss://, not {url[:40]!r}")
         dialect = canonical_bot_dialect(params.get("bot_dialect") or configured.dialect)
+        if url == self.echo_url:
+            dialect = "voxgate.v1"  # the built-in echo speaks voxgate.v1 only, whatever was asked
         audio = (
             AudioFormat.parse(params["bot_audio"]) if "bot_audio" in params else configured.audio
         )
