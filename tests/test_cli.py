@@ -135,6 +135,20 @@ def test_serve_reports_a_bad_configuration_clearly() -> None:
     assert "VOXGATE_PORT" in done.stderr
 
 
+BOT_START = {  # what voxgate sends a bot first
+    "type": "start",
+    "protocol": "voxgate.v1",
+    "call_id": "vx-00000000000000000001",
+    "stream_id": "vx-00000000000000000001-1",
+    "direction": "inbound",
+    "carrier": {"name": "twilio", "call_id": "CA1"},
+    "custom_parameters": {},
+    "media_format": {"encoding": "pcmu", "sample_rate": 8000, "channels": 1},
+    "audio_transport": "json",
+    "reconnected": False,
+}
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_bot_echo_runs_as_its_own_server(stop: signal.Signals) -> None:
     port = _free_port()
@@ -152,19 +166,7 @@ def test_bot_echo_runs_as_its_own_server(stop: signal.Signals) -> None:
                 except OSError:
                     await asyncio.sleep(0.1)
             async with socket_:
-                start = {
-                    "type": "start",
-                    "protocol": "voxgate.v1",
-                    "call_id": "vx-cli",
-                    "stream_id": "vx-cli-1",
-                    "direction": "inbound",
-                    "carrier": {"name": "sip", "call_id": "abc"},
-                    "custom_parameters": {},
-                    "media_format": {"encoding": "pcmu", "sample_rate": 8000, "channels": 1},
-                    "audio_transport": "json",
-                    "reconnected": False,
-                }
-                await socket_.send(json.dumps(start))
+                await socket_.send(json.dumps(BOT_START))
                 await socket_.send(
                     json.dumps({"type": "media", "seq": 1, "timestamp_ms": 0, "audio": "AAEC"})
                 )
@@ -538,18 +540,6 @@ def test_every_sample_bot_runs_as_its_own_server(name: str, tmp_path: Path) -> N
     command = [sys.executable, "-m", "voxgate", "bot", name, "--port", str(port)]
     env = {k: v for k, v in _clean_env().items() if not k.endswith("_API_KEY")}
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    start = {
-        "type": "start",
-        "protocol": "voxgate.v1",
-        "call_id": "vx-00000000000000000001",
-        "stream_id": "vx-00000000000000000001-1",
-        "direction": "inbound",
-        "carrier": {"name": "twilio", "call_id": "CA1"},
-        "custom_parameters": {},
-        "media_format": {"encoding": "pcmu", "sample_rate": 8000, "channels": 1},
-        "audio_transport": "json",
-        "reconnected": False,
-    }
 
     async def first_reply() -> str:
         for _ in range(150):
@@ -561,7 +551,7 @@ def test_every_sample_bot_runs_as_its_own_server(name: str, tmp_path: Path) -> N
             except OSError:
                 await asyncio.sleep(0.1)
         async with bot:
-            await bot.send(json.dumps(start))
+            await bot.send(json.dumps(BOT_START))
             await bot.send(
                 json.dumps({"type": "media", "seq": 1, "timestamp_ms": 0, "audio": "AAEC"})
             )

@@ -48,6 +48,7 @@ from voxgate.bots.relay.realtime import (
     Translator,
 )
 from voxgate.bots.sdk import Call, Stop
+from voxgate.bots.sdk.call import CallLog
 from voxgate.codecs.formats import AudioFormat, decode
 from voxgate.redact import MASK, redact_url
 
@@ -67,14 +68,12 @@ class ApiUnavailableError(Exception):
     """The API's WebSocket could not be opened; the message holds no secret."""
 
 
-class WireLog(logging.LoggerAdapter[logging.Logger]):
+class WireLog(CallLog):
     """The WebSocket library's logger for the API's socket: the call id on every line, and
     the values of credential headers masked (it logs every header at DEBUG)."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        call_id = (self.extra or {}).get("call_id", "-")
-        kwargs["extra"] = {**kwargs.get("extra", {}), "call_id": call_id}
-        return f"call {call_id}: API socket: {msg}", kwargs
+        return super().process(f"API socket: {msg}", kwargs)
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         if len(args) == 2 and str(args[0]).lower() in SECRET_HEADERS:
