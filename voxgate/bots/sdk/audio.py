@@ -29,7 +29,7 @@ def as_int16(samples: Samples) -> Pcm:
     if array.ndim != 1:
         raise ValueError(f"audio must be mono (one dimension), not of shape {array.shape}")
     if np.issubdtype(array.dtype, np.floating):
-        array = np.rint(array * 32767.0)
+        array = np.rint(np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=-1.0) * 32767.0)
     elif not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"audio must be integer or float samples, not {array.dtype}")
     if array.dtype == np.int16:

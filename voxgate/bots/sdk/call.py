@@ -7,10 +7,12 @@ The server (:mod:`voxgate.bots.sdk.server`) reads ``start`` itself and then hand
 voxgate's own ``voxgate.v1`` dialect (bot side), turns it into an SDK event
 (:mod:`voxgate.bots.sdk.events`) and queues it; with :meth:`Call.detect_speech` on, the
 caller's audio also goes through a :class:`~voxgate.bots.sdk.vad.VoiceActivity` and its
-speech start and end are queued right after the audio that revealed them. The queue is
-bounded: a bot that stops reading slows the reader, and TCP slows voxgate, nothing is
-dropped. Marks are also recorded as they arrive, so :meth:`Call.wait_mark` works whether or
-not the bot reads the events.
+speech start and end are queued right after the audio that revealed them. The reader never
+waits on the bot, so marks, DTMF and ``stop`` are seen however busy the bot is. The queue is
+bounded (:data:`EVENT_QUEUE`): when a bot leaves that many events unread, the oldest caller
+audio goes (logged once, counted at the end of the call); DTMF, marks and the other events
+are kept. Marks are also recorded as they arrive, so :meth:`Call.wait_mark` works whether
+or not the bot reads the events.
 
 States: LIVE --``stop`` or the socket closes--> ENDED. The event stream always ends with a
 :class:`~voxgate.bots.sdk.events.Stop` (made up, with reason None, when the socket closed
@@ -28,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -69,7 +72,7 @@ from voxgate.errors import ProtocolError
 LOG = logging.getLogger("voxgate.bots.sdk")
 
 EVENT_QUEUE: Final = 500
-"""Events held for a bot that is not reading (10 s of 20 ms audio)."""
+"""Events held for a bot that is not reading (10 s of 20 ms audio); then the oldest audio goes."""
 AUDIO_PER_MESSAGE_MS: Final = 1000
 """Audio of at most this length goes in one message (voxgate takes up to 256 KiB)."""
 PLAY_CHUNK_MS: Final = 200
@@ -118,7 +121,9 @@ class Call:
         self.log = CallLog(logger, {"call_id": start.call_id})
         self.hangup_sent = False
         self._dialect = dialect
-        self._events: asyncio.Queue[Event] = asyncio.Queue(EVENT_QUEUE)
+        self._events: deque[Event] = deque()
+        self._event_arrived = asyncio.Event()
+        self.audio_dropped = 0  # caller audio chunks the bot left unread too long
         self._marks_played: set[str] = set()
         self._mark_arrived = asyncio.Event()
         self._vad: VoiceActivity | None = None
@@ -158,14 +163,18 @@ class Call:
         self._vad = None
 
     async def next_event(self, timeout: float | None = None) -> Event | None:
-        """The next event; None if none came within ``timeout`` s; CallEndedError after the last."""
+        """The next event; None if none came within ``timeout`` s; CallEndedError after the
+        last."""
         if self._delivered_stop:
             raise CallEndedError(self.call_id)
         try:
             async with asyncio.timeout(timeout):
-                event = await self._events.get()
+                while not self._events:
+                    self._event_arrived.clear()
+                    await self._event_arrived.wait()
         except TimeoutError:
             return None
+        event = self._events.popleft()
         if isinstance(event, Stop):
             self._delivered_stop = True
         return event
@@ -301,9 +310,8 @@ class Call:
         try:
             async for message in self.connection:
                 for event in self._events_of(message):
-                    await self._events.put(event)
+                    self._queue(event)
                     if isinstance(event, Stop):
-                        self._stop_queued = True
                         return
         except ConnectionClosed:
             pass
@@ -326,11 +334,29 @@ class Call:
             return [event, *self._vad.feed(event.samples())]
         return [event]
 
+    def _queue(self, event: Event) -> None:
+        if len(self._events) >= EVENT_QUEUE:
+            self._drop_oldest_audio()
+        self._events.append(event)
+        if isinstance(event, Stop):
+            self._stop_queued = True
+        self._event_arrived.set()
+
+    def _drop_oldest_audio(self) -> None:
+        oldest = next((i for i, e in enumerate(self._events) if isinstance(e, Audio)), None)
+        if oldest is None:  # nothing but unread control events: the oldest of them goes
+            self._events.popleft()
+            return
+        del self._events[oldest]
+        if not self.audio_dropped:
+            self.log.warning("the bot leaves its events unread: dropping the oldest audio")
+        self.audio_dropped += 1
+
     async def _finish(self) -> None:
         self._end()
         if not self._stop_queued:  # the socket closed without a stop: the stream ends anyway
             self.log.info("the connection closed without a stop")
-            await self._events.put(Stop(None))
+            self._queue(Stop(None))
 
     def _end(self) -> None:
         self._ended.set()

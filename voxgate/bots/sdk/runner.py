@@ -72,7 +72,10 @@ def load_bot(spec: str) -> ModuleType:
             del sys.modules[name]
             raise BotLoadError(f"{spec} failed to load: {type(error).__name__}: {error}") from error
     elif spec in BUNDLED:
-        module = importlib.import_module(BUNDLED[spec])
+        try:
+            module = importlib.import_module(BUNDLED[spec])
+        except ImportError as error:
+            raise BotLoadError(f"the {spec} bot failed to load: {error}") from error
     else:
         known = ", ".join(BUNDLED)
         raise BotLoadError(f"unknown bot {spec!r} (bundled: {known}; or a path to a .py file)")

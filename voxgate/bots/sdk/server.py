@@ -24,7 +24,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -43,6 +43,7 @@ from voxgate.bridge.botlink.v1 import (
 )
 from voxgate.bridge.events import StreamStarted
 from voxgate.errors import ProtocolError
+from voxgate.redact import MASK
 
 Handler = Callable[[Call], Awaitable[None]]
 """A bot: an async function that serves one call."""
@@ -52,6 +53,19 @@ JSON: Final = Subprotocol(SUBPROTOCOL_JSON)
 BINARY: Final = Subprotocol(SUBPROTOCOL_BINARY)
 START_TIMEOUT: Final = 10.0
 FINISH_TIMEOUT: Final = 120.0
+
+
+SECRET_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+class WireLog(logging.LoggerAdapter[logging.Logger]):
+    """websockets' own logger, with the values of credential headers masked: at DEBUG it
+    logs every header of the upgrade, and voxgate's carries the bot's token."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if len(args) == 2 and str(args[0]).lower() in SECRET_HEADERS:
+            args = (args[0], MASK)
+        super().log(level, msg, *args, **kwargs)
 
 
 def choose_subprotocol(
@@ -154,7 +168,10 @@ class BotServer:
             if not await call.wait_ended(self.finish_timeout):
                 call.log.warning("voxgate did not stop the stream within %g s", self.finish_timeout)
         await call.close()
-        call.log.info("finished")
+        if call.audio_dropped:
+            call.log.warning("finished; %d chunks of caller audio went unread", call.audio_dropped)
+        else:
+            call.log.info("finished")
 
 
 async def serve_bot(
@@ -176,6 +193,7 @@ async def serve_bot(
         subprotocols=[JSON, BINARY],
         select_subprotocol=choose_subprotocol(binary=binary),
         process_request=require_token(token) if token else None,
+        logger=WireLog(logging.getLogger("websockets.server")),
     )
     addresses = ", ".join(str(sock.getsockname()[:2]) for sock in server.sockets)
     logger.info("bot listening on %s (binary audio preferred: %s)", addresses, binary)
