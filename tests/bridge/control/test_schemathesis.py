@@ -280,6 +280,13 @@ def _examples(strategy: SearchStrategy[Case[Any]], send: Callable[[Case[Any]], N
     exercise()
 
 
+def _not_http(response: schemathesis.Response) -> bool:
+    """The HTTP server's own answer to bytes that are not a valid request (a negative case
+    with a header name such as ``transfer-encoding;``): h11 refuses them before the app
+    exists for them, with a 400 in plain text, as it should."""
+    return response.status_code == 400 and response.text == "Invalid HTTP request received."
+
+
 def _keep(
     found: dict[tuple[str, str, str], Found],
     phase: str,
@@ -289,7 +296,7 @@ def _keep(
 ) -> None:
     label = case.operation.label
     check = ", ".join(failure.checks) or type(failure).__name__
-    if (label, check, failure.title) in found:
+    if (label, check, failure.title) in found or _not_http(response):
         return
     found[(label, check, failure.title)] = Found(
         operation=label,
