@@ -149,30 +149,27 @@ BOT_START = {  # what voxgate sends a bot first
 }
 
 
+async def _first_reply(port: int) -> dict[str, object]:
+    """Play voxgate to the bot process on ``port``: start, one media; the bot's first answer."""
+    for _ in range(150):  # the process is starting
+        try:
+            bot = await connect(f"ws://127.0.0.1:{port}/", subprotocols=[Subprotocol("voxgate.v1")])
+            break
+        except OSError:
+            await asyncio.sleep(0.1)
+    async with bot:
+        await bot.send(json.dumps(BOT_START))
+        await bot.send(json.dumps({"type": "media", "seq": 1, "timestamp_ms": 0, "audio": "AAEC"}))
+        return dict(json.loads(await asyncio.wait_for(bot.recv(), 10)))
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_bot_echo_runs_as_its_own_server(stop: signal.Signals) -> None:
     port = _free_port()
     command = [sys.executable, "-m", "voxgate", "bot", "echo", "--port", str(port)]
     process = subprocess.Popen(command, env=_clean_env(), stderr=subprocess.PIPE, text=True)
     try:
-
-        async def talk() -> dict[str, object]:
-            for _ in range(100):
-                try:
-                    socket_ = await connect(
-                        f"ws://127.0.0.1:{port}/", subprotocols=[Subprotocol("voxgate.v1")]
-                    )
-                    break
-                except OSError:
-                    await asyncio.sleep(0.1)
-            async with socket_:
-                await socket_.send(json.dumps(BOT_START))
-                await socket_.send(
-                    json.dumps({"type": "media", "seq": 1, "timestamp_ms": 0, "audio": "AAEC"})
-                )
-                return dict(json.loads(await asyncio.wait_for(socket_.recv(), 5)))
-
-        reply = asyncio.run(talk())
+        reply = asyncio.run(_first_reply(port))
         assert reply == {"type": "response.audio.delta", "audio": "AAEC"}
     finally:
         process.send_signal(stop)
@@ -541,24 +538,8 @@ def test_every_sample_bot_runs_as_its_own_server(name: str, tmp_path: Path) -> N
     env = {k: v for k, v in _clean_env().items() if not k.endswith("_API_KEY")}
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
 
-    async def first_reply() -> str:
-        for _ in range(150):
-            try:
-                bot = await connect(
-                    f"ws://127.0.0.1:{port}/", subprotocols=[Subprotocol("voxgate.v1")]
-                )
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        async with bot:
-            await bot.send(json.dumps(BOT_START))
-            await bot.send(
-                json.dumps({"type": "media", "seq": 1, "timestamp_ms": 0, "audio": "AAEC"})
-            )
-            return str(json.loads(await asyncio.wait_for(bot.recv(), 10))["type"])
-
     try:
-        assert asyncio.run(first_reply()) == FIRST_REPLY[name]
+        assert asyncio.run(_first_reply(port))["type"] == FIRST_REPLY[name]
     finally:
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=15)

@@ -189,6 +189,23 @@ _SHOWN_HEADERS: Final = (  # protocol mechanics, shown at debug level
 )
 
 
+def header_line_args(msg: object, args: tuple[object, ...]) -> tuple[object, ...]:
+    """The arguments of a websockets debug line, a header's value hidden when the line is
+    one of its header lines (``"> %s: %s"``) and the header not protocol mechanics."""
+    if msg not in _HEADER_LINES or len(args) != 2:
+        return args
+    return redact_headers([(str(args[0]), str(args[1]))], keep=_SHOWN_HEADERS)[0]
+
+
+class WireLog(logging.LoggerAdapter[logging.Logger]):
+    """A logger for a ``websockets`` connection that hides header values in the record
+    itself (whatever handler writes it), as :class:`ProtocolLogFilter` does for voxgate's
+    own handler: a bot embedded in another program keeps its token out of that one's logs."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        super().log(level, msg, *header_line_args(msg, args), **kwargs)
+
+
 class ProtocolLogFilter(logging.Filter):
     """Drops uvicorn's per-connection lines; hides header values and query secrets.
 
@@ -208,8 +225,7 @@ class ProtocolLogFilter(logging.Filter):
         args = record.args
         if isinstance(args, tuple):
             if record.msg in _HEADER_LINES and len(args) == 2:
-                name = str(args[0])
-                record.args = redact_headers([(name, str(args[1]))], keep=_SHOWN_HEADERS)[0]
+                record.args = header_line_args(record.msg, args)
             elif record.msg in _REQUEST_LINES and len(args) == 1:
                 record.args = (redact_url(str(args[0])),)
             elif record.msg == _ACCESS_LINE and len(args) == 5:

@@ -34,6 +34,7 @@ is: :meth:`Receptionist.next_event` raises :class:`CallOver`, which :func:`handl
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from datetime import datetime
 from pathlib import Path
@@ -51,14 +52,24 @@ from voxgate.bots.sdk import (
     SpeechEnded,
     SpeechStarted,
     Stop,
+    load_audio,
     tone,
 )
+from voxgate.codecs.pcm import Pcm
 
 PROMPTS: Final = Path(__file__).parent / "prompts"
 BEEP_HZ: Final = 1000
 BEEP_MS: Final = 400
 DEPARTMENTS: Final = {"1": "sales", "2": "support", "0": "operator"}
 """The keys that transfer the caller, and to whom (the option naming the target)."""
+
+
+@functools.cache
+def prompt(name: str) -> tuple[Pcm, int]:
+    """A prompt's samples (read-only: every call shares them) and rate, read once."""
+    samples, rate = load_audio(PROMPTS / f"{name}.wav")
+    samples.flags.writeable = False
+    return samples, rate
 
 
 class CallOver(Exception):  # noqa: N818 (not an error: how every call ends)
@@ -220,7 +231,8 @@ class Receptionist:
     async def play(self, *prompts: str) -> str:
         """Queue the prompts; the name of the mark that comes back once they have played."""
         for name in prompts:
-            await self.call.play(PROMPTS / f"{name}.wav")
+            samples, rate = prompt(name)
+            await self.call.play(samples, sample_rate=rate)
         return await self.mark(prompts[-1])
 
     async def mark(self, label: str) -> str:

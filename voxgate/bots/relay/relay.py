@@ -50,6 +50,7 @@ from voxgate.bots.relay.realtime import (
 from voxgate.bots.sdk import Call, Stop
 from voxgate.bots.sdk.call import CallLog
 from voxgate.codecs.formats import AudioFormat, decode
+from voxgate.obs import header_line_args
 from voxgate.redact import MASK, redact_url
 
 WIRE_LOG = logging.getLogger("voxgate.bots.relay.api")
@@ -60,7 +61,6 @@ MAX_API_MESSAGE: Final = 16 * 2**20
 MAX_AUDIO_AGE: Final = 1.0
 """Caller audio older than this (seconds) when the API's socket can take it is dropped."""
 OUTBOX_LIMIT: Final = 500
-SECRET_HEADERS: Final = frozenset({"authorization", "openai-api-key", "api-key"})
 BETA_HEADER: Final = ("OpenAI-Beta", "realtime=v1")
 
 
@@ -68,17 +68,15 @@ class ApiUnavailableError(Exception):
     """The API's WebSocket could not be opened; the message holds no secret."""
 
 
-class WireLog(CallLog):
+class ApiWireLog(CallLog):
     """The WebSocket library's logger for the API's socket: the call id on every line, and
-    the values of credential headers masked (it logs every header at DEBUG)."""
+    header values hidden (it logs every header at DEBUG, the key among them)."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return super().process(f"API socket: {msg}", kwargs)
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) == 2 and str(args[0]).lower() in SECRET_HEADERS:
-            args = (args[0], MASK)
-        super().log(level, msg, *args, **kwargs)
+        super().log(level, msg, *header_line_args(msg, args), **kwargs)
 
 
 async def open_api(url: str, api_key: str, *, beta_header: bool, call_id: str) -> ClientConnection:
@@ -94,7 +92,7 @@ async def open_api(url: str, api_key: str, *, beta_header: bool, call_id: str) -
             close_timeout=CLOSE_TIMEOUT,
             max_size=MAX_API_MESSAGE,
             compression=None,
-            logger=WireLog(WIRE_LOG, {"call_id": call_id}),
+            logger=ApiWireLog(WIRE_LOG, {"call_id": call_id}),
         )
     except InvalidStatus as error:
         status = error.response.status_code

@@ -24,7 +24,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Final
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -43,7 +43,7 @@ from voxgate.bridge.botlink.v1 import (
 )
 from voxgate.bridge.events import StreamStarted
 from voxgate.errors import ProtocolError
-from voxgate.redact import MASK
+from voxgate.obs import WireLog
 
 Handler = Callable[[Call], Awaitable[None]]
 """A bot: an async function that serves one call."""
@@ -53,19 +53,6 @@ JSON: Final = Subprotocol(SUBPROTOCOL_JSON)
 BINARY: Final = Subprotocol(SUBPROTOCOL_BINARY)
 START_TIMEOUT: Final = 10.0
 FINISH_TIMEOUT: Final = 120.0
-
-
-SECRET_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
-
-
-class WireLog(logging.LoggerAdapter[logging.Logger]):
-    """websockets' own logger, with the values of credential headers masked: at DEBUG it
-    logs every header of the upgrade, and voxgate's carries the bot's token."""
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if len(args) == 2 and str(args[0]).lower() in SECRET_HEADERS:
-            args = (args[0], MASK)
-        super().log(level, msg, *args, **kwargs)
 
 
 def choose_subprotocol(
