@@ -7,7 +7,7 @@ a webhook receives. A comment line is sent every 15 s so proxies keep the stream
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request
 from sse_starlette.sse import EventSourceResponse
@@ -19,11 +19,24 @@ from voxgate.errors import ApiError
 router = APIRouter(prefix="/v1", tags=["events"], responses=ERROR_RESPONSES)
 
 
+SSE_EVENT: Final = {
+    "description": "One Server-Sent Event: `event` is the type (or `overflow`), `id` the "
+    "event's id, `data` the webhook envelope as JSON text",
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "data": {"type": "string"},
+    },
+    "required": ["data"],
+}
+
+
 @router.get(
     "/events",
     summary="Live call events (Server-Sent Events)",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}},
 )
 async def events(
     key: Key,
