@@ -5,6 +5,9 @@
 - ``voxgate bot NAME|PATH``: a sample bot (echo, receptionist, relay) or your own bot
   module as its own WebSocket server (ws://127.0.0.1:9000/ by default), for pointing
   ``wss_url`` at.
+- ``voxgate loadtest TARGET``: many concurrent calls into a node, measured (latency
+  through the bot, loss, jitter, DTMF, the node's CPU), with a JSON result and an HTML
+  report.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from voxgate.bridge.control.keys import new_key
 from voxgate.bridge.store import open_store
 from voxgate.config import load_config
 from voxgate.errors import ConfigError
+from voxgate.loadtest import command as loadtest_command
 from voxgate.obs import setup_logging
 
 DESCRIPTION = (
@@ -117,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bot.add_argument("bot", metavar="NAME|PATH", help="a sample bot's name, or a .py file")
     bot.add_argument("bot_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    loadtest = commands.add_parser(
+        "loadtest",
+        help="load a node with concurrent calls and measure them",
+        description=(
+            "Place concurrent calls into a voxgate node (carrier streams or SIP), send marked "
+            "audio through the node and its bot, and measure set-up, round-trip latency, "
+            "loss, jitter, DTMF and the node's CPU; a JSON result and an HTML report."
+        ),
+    )
+    loadtest_command.add_arguments(loadtest)
     return parser
 
 
@@ -131,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dial(args)
     if args.command == "keys":
         return _keys(args)
+    if args.command == "loadtest":
+        return _loadtest(args)
     parser.print_help()
     return 0
 
@@ -233,6 +249,31 @@ def _keys(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return status
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    setup_logging("info", "text")
+    outcome: dict[str, Any] = {}
+
+    async def load() -> None:
+        outcome.update(await loadtest_command.run(args))
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_fast(_until_stop_signal(load()))
+    except loadtest_command.UsageError as error:
+        print(f"voxgate loadtest: error: {error}", file=sys.stderr)
+        return 2
+    if not outcome:
+        print("voxgate loadtest: interrupted", file=sys.stderr)
+        return 1
+    try:
+        loadtest_command.write_outputs(outcome, args.json, args.html)
+    except OSError as error:
+        print(f"voxgate loadtest: error: cannot write the result: {error}", file=sys.stderr)
+        return 1
+    print(loadtest_command.summary_text(outcome))
+    return 0 if outcome["calls_answered"] else 1
 
 
 def _bundled_bots_text() -> str:

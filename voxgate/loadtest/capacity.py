@@ -1,0 +1,97 @@
+"""``--find-capacity``: concurrency raised step by step until a threshold breaks.
+
+Each step brings the session up to the next level of concurrent calls (at the ramp
+rate), lets it settle, then measures a window: p99 of the markers' round trips, the
+share of frames lost, the node's mean CPU, and calls that failed or dropped during
+the step. The first step past any threshold ends the search; the *knee* is the last
+level that kept all of them. Calls stay up from step to step, so a step costs only
+its settle and window time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from voxgate.loadtest.runner import LoadSession, Point, percentiles
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    p99_ms: float = 20.0  # round trip through the node and the bot
+    loss_ratio: float = 0.001
+    cpu_percent: float | None = None  # of one core; None: not a threshold
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    start: int = 50
+    step: int = 50
+    limit: int = 1000
+    settle: float = 3.0
+    window: float = 10.0
+
+
+def judge(points: list[Point], failed_before: int, thresholds: Thresholds) -> dict[str, Any]:
+    """One step's figures from its window's timeline points, and what (if anything) broke."""
+    latencies = [value for point in points for value in point.latencies_ms]
+    frames = sum(point.frames for point in points)
+    lost = sum(point.lost for point in points)
+    cpus = [point.cpu_percent for point in points if point.cpu_percent is not None]
+    p50, p99 = percentiles(latencies, 50, 99)
+    loss = lost / frames if frames else None
+    cpu = round(sum(cpus) / len(cpus), 2) if cpus else None
+    failed = (points[-1].failed if points else failed_before) - failed_before
+    broke = None
+    if p99 is None or p99 > thresholds.p99_ms:
+        broke = "p99"
+    elif loss is None or loss > thresholds.loss_ratio:
+        broke = "loss"
+    elif thresholds.cpu_percent is not None and (cpu is None or cpu > thresholds.cpu_percent):
+        broke = "cpu"
+    elif failed > 0:
+        broke = "failures"
+    return {
+        "calls": points[-1].active if points else 0,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "loss_ratio": None if loss is None else round(loss, 6),
+        "cpu_percent": cpu,
+        "failed": failed,
+        "passed": broke is None,
+        "broke_on": broke,
+    }
+
+
+async def find_capacity(
+    session: LoadSession, *, ramp: float, steps: Steps, thresholds: Thresholds
+) -> dict[str, Any]:
+    session.start()
+    results: list[dict[str, Any]] = []
+    knee: int | None = None
+    broke: str | None = None
+    level = steps.start
+    while level <= steps.limit:
+        session.phase = f"step {len(results) + 1}: {level} calls"
+        failed_before = session.timeline[-1].failed if session.timeline else 0
+        await session.add_calls(level - len(session.probes), ramp)
+        await asyncio.sleep(steps.settle)
+        first = len(session.timeline)
+        await asyncio.sleep(steps.window)
+        step = judge(session.timeline[first:], failed_before, thresholds)
+        step["target_calls"] = level
+        results.append(step)
+        if not step["passed"]:
+            broke = step["broke_on"]
+            break
+        knee = level
+        level += steps.step
+    session.phase = "hang-up"
+    await session.hang_up()
+    return {
+        "knee_calls": knee,
+        "broke_on": broke,
+        "thresholds": asdict(thresholds),
+        "steps": results,
+    }
