@@ -104,6 +104,7 @@ def build_result(
             "sent": sum(f.frames_sent for f in every),
             "expected": expected,
             "received": expected - lost,
+            "returned": sum(f.chunks_received for f in every),
             "lost": lost,
             "late": sum(f.frames_late for f in every),
             "loss_ratio": round(lost / expected, 6) if expected else None,
