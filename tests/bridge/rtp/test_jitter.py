@@ -260,3 +260,31 @@ def test_a_frame_of_the_wrong_size_is_fitted(codec: str, payload: bytes, silence
 def test_unsupported_streams(codec: str, frame_bytes: int) -> None:
     with pytest.raises(UnsupportedFormatError):
         JitterBuffer(codec, frame_bytes)
+
+
+def test_numbers_taken_by_another_payload_type_are_no_gap() -> None:
+    buffer = _buffer()
+    frames = buffer.push(1, _frame(1), 0.0) + buffer.push(2, _frame(2), 0.02)
+    frames += buffer.push_other(3, 0.03) + buffer.push_other(4, 0.035)
+    frames += buffer.push(5, _frame(5), 0.04)  # at once: 3 and 4 were event packets
+    assert frames == _good(1, 2, 5)
+    assert (buffer.lost, buffer.concealed) == (0, 0)
+
+
+def test_another_payload_types_number_arriving_late_fills_the_gap_it_left() -> None:
+    buffer = _buffer()
+    frames = buffer.push(1, _frame(1), 0.0) + buffer.push(3, _frame(3), 0.02)
+    assert frames == _good(1)
+    assert buffer.push_other(2, 0.021) == _good(3)
+    assert (buffer.lost, buffer.concealed) == (0, 0)
+
+
+@pytest.mark.parametrize("sequence", [60000, 900, 30000])
+def test_another_payload_type_numbered_apart_is_ignored(sequence: int) -> None:
+    buffer = _buffer()
+    frames = buffer.push(2, _frame(2), 0.0)
+    for k in range(8):  # a run that as audio would resynchronise the buffer
+        frames += buffer.push_other(sequence + k, 0.001 * k)
+    frames += buffer.push(3, _frame(3), 0.02)
+    assert frames == _good(2, 3) and buffer.resyncs == 0 and buffer.wild == 0
+    assert JitterBuffer("pcmu", SAMPLES).push_other(7, 0.0) == []  # nothing to place it in yet

@@ -165,6 +165,31 @@ def test_one_dtmf_received_per_event_with_its_end_sent_three_times(ssrc: int) ->
     assert stream.counters.ssrc_changes == 0
 
 
+def test_event_packets_numbered_with_the_audio_hold_no_audio_back() -> None:
+    """RFC 3550 5.1: one numbering per source; the key's packets take numbers between the
+    audio's, and the audio after them must go at once, none of it made up."""
+    stream = RtpStream(SETUP, 0.0)
+    events: list[UpstreamEvent] = []
+    sequence, keypress = 0, _keypress(5, 8000, 0, SSRC)
+    for k in range(10):
+        now = k * FRAME
+        if 2 <= k < 9:  # a key pressed while audio goes on: event, then audio, each tick
+            packet = parse_rtp(keypress[k - 2])
+            event = RtpPacket(
+                EVENT_PT, sequence, packet.timestamp, SSRC, packet.payload, marker=packet.marker
+            )
+            events += stream.receive(event.serialize(), NAT, now)
+            sequence += 1
+        got = stream.receive(_rtp(sequence, timestamp=k * 160), NAT, now + 0.001)
+        assert [e for e in got if isinstance(e, MediaReceived)] == [
+            MediaReceived(_payload(sequence))
+        ]
+        events += got
+        sequence += 1
+    assert _dtmf(events) == [DtmfReceived("5", duration_ms=None, method="rfc4733")]
+    assert stream.summary()["rtp_concealed"] == 0
+
+
 def test_an_event_whose_first_packets_were_lost_reports_its_duration() -> None:
     stream = RtpStream(SETUP, 0.0)
     events: list[UpstreamEvent] = []

@@ -34,6 +34,13 @@ and late frames together and hides where its gaps were, both of which this
 buffer needs (concealment is inserted at the gap; ``late`` and ``duplicates``
 are separate counters). The ordering rules are the same.
 
+One numbering serves every payload type of a source (RFC 3550 section 5.1: the
+sequence number counts RTP packets, not audio frames): an RFC 4733 telephone-event
+packet between two audio frames takes a number of its own. The stream hands such
+numbers in with :meth:`JitterBuffer.push_other`, so that they count as arrived (no
+frame, no gap) instead of holding the audio behind them for ``max_wait`` and then
+filling them with made-up audio.
+
 Sans-I/O: time is passed in as ``now`` (seconds).
 """
 
@@ -101,7 +108,7 @@ class JitterBuffer:
         self._max_held = max_held
         self._max_concealed = max_concealed
         self._expected: int | None = None
-        self._held: dict[int, tuple[bytes, float]] = {}  # sequence -> (payload, arrival)
+        self._held: dict[int, tuple[bytes | None, float]] = {}  # sequence -> (payload, arrival)
         self._delivered = 0  # bit i: sequence (expected - 1 - i) was delivered
         self._strangers: list[int] = []
         self._last_good: bytes | None = None
@@ -115,6 +122,22 @@ class JitterBuffer:
 
     def push(self, sequence: int, payload: bytes, now: float) -> list[Frame]:
         """Accept one frame; return the frames now ready, in order."""
+        return self._push(sequence, payload, now)
+
+    def push_other(self, sequence: int, now: float) -> list[Frame]:
+        """A packet of another payload type of the same source took ``sequence``.
+
+        A number outside the audio's window (a sender numbering its events apart) is
+        ignored: it is no gap in the audio, and no reason to resynchronise it."""
+        sequence %= _MOD
+        if self._expected is None:
+            return []
+        delta = self._distance(sequence)
+        if delta < 0 or (delta > MAX_JUMP and not self._near_held(sequence)):
+            return []
+        return self._push(sequence, None, now)
+
+    def _push(self, sequence: int, payload: bytes | None, now: float) -> list[Frame]:
         sequence %= _MOD
         if self._expected is None:
             self._expected = sequence
@@ -174,7 +197,11 @@ class JitterBuffer:
         self._strangers = []
         self.resyncs += 1
         frames = [
-            self._good(self._held.pop(key)[0]) for key in sorted(self._held, key=self._distance)
+            self._good(payload)
+            for payload in (
+                self._held.pop(key)[0] for key in sorted(self._held, key=self._distance)
+            )
+            if payload is not None
         ]
         self._expected = (sequence + 1) % _MOD
         self._delivered = 0
@@ -196,12 +223,12 @@ class JitterBuffer:
             frames += self._deliver(self._held.pop(self._expected)[0])
         return frames
 
-    def _deliver(self, payload: bytes) -> list[Frame]:
-        """The expected frame goes out."""
+    def _deliver(self, payload: bytes | None) -> list[Frame]:
+        """The expected frame goes out (nothing for another payload type's number)."""
         assert self._expected is not None
         self._expected = (self._expected + 1) % _MOD
         self._delivered = ((self._delivered << 1) | 1) & _MEMORY_MASK
-        return [self._good(payload)]
+        return [] if payload is None else [self._good(payload)]
 
     def _good(self, payload: bytes) -> Frame:
         self._last_good = payload

@@ -159,7 +159,7 @@ class RtpStream:
         if pt == self.setup.telephone_event_pt:
             self._last_in = now
             self._still_latched(source, now)
-            return self._event_in(packet)
+            return [*self._numbered_other(packet, source, now), *self._event_in(packet)]
         if pt == COMFORT_NOISE_PT:
             self._last_in = now
             self._still_latched(source, now)
@@ -201,6 +201,15 @@ class RtpStream:
             self._ssrc_in = packet.ssrc
         self.stats.received(packet.sequence, packet.timestamp, now, len(packet.payload))
         return self._media(self._jitter.push(packet.sequence, packet.payload, now))
+
+    def _numbered_other(
+        self, packet: RtpPacket, source: Address, now: float
+    ) -> list[UpstreamEvent]:
+        """An event packet of the audio's source took a sequence number (RFC 3550 5.1): not
+        a gap in the audio (see :mod:`voxgate.bridge.rtp.jitter`)."""
+        if packet.ssrc != self._ssrc_in or source != self._latched:
+            return []
+        return self._media(self._jitter.push_other(packet.sequence, now))
 
     def _media(self, frames: list[Frame]) -> list[UpstreamEvent]:
         events: list[UpstreamEvent] = []
