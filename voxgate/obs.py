@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sys
 import threading
@@ -388,6 +389,24 @@ def render_exposition(
         lines.append(f"# TYPE voxgate_{name} gauge")
         lines.append(f"voxgate_{name} {value}")
     return "\n".join(lines) + "\n"
+
+
+def process_figures() -> dict[str, float]:
+    """This process's own figures, as gauges: CPU seconds (user + system, all threads)
+    used so far and the resident memory now (bytes; 0 where ``/proc`` is missing).
+
+    A node of several workers sums its workers' gauges, so it shows the node's total.
+    """
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+        resident = pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        resident = 0
+    return {
+        "process_cpu_seconds": time.process_time(),
+        "process_resident_memory_bytes": resident,
+    }
 
 
 def _labels(labels: dict[str, str]) -> _Labels:

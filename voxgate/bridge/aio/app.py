@@ -69,7 +69,7 @@ from voxgate.codecs.formats import PCMU_8K, AudioFormat
 from voxgate.codecs.resample import prepare_filters
 from voxgate.config import BotConfig, Config, parse_header_lines
 from voxgate.errors import ConfigError, UnsupportedFormatError
-from voxgate.obs import METRICS, render_exposition
+from voxgate.obs import METRICS, process_figures, render_exposition
 from voxgate.redact import redact_url, scrub
 
 log = logging.getLogger("voxgate.bridge")
@@ -200,6 +200,7 @@ class Bridge:
         for ingress, calls in by_ingress.items():
             METRICS.gauges[f"calls_active_{ingress}"] = calls
         METRICS.gauges["streams_pending"] = self.pending
+        METRICS.gauges.update(process_figures())  # summed over a node's workers
 
     async def open_session(
         self,
