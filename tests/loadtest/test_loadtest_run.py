@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 from served import free_port, voxgate_serve
+from sipp_peer import sip_node
 
 NODE_ENV = {"VOXGATE_LOG_LEVEL": "warning", "VOXGATE_MAX_CALLS": "50"}
 
@@ -190,5 +191,28 @@ def test_unusable_options_and_an_absent_node_are_clear_errors() -> None:
         )
         assert status == 1, output
         assert result["calls_failed"] == 3 and result["failures"] == {"unreachable": 3}
+
+    asyncio.run(scenario())
+
+
+def test_sip_calls_through_the_node_are_measured_like_streams(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with echo_bot() as bot, sip_node(tmp_path, VOXGATE_BOT_URL=bot) as sip_port:
+            status, result, output = await loadtest(
+                f"sip:+15550001111@127.0.0.1:{sip_port}", "--calls", "5", "--duration", "4",
+                "--dtmf-every", "1", "--codec", "PCMA",
+            )  # fmt: skip
+        assert status == 0, output
+        assert result["dialect"] == "sip" and result["settings"]["codec"] == "pcma"
+        assert (result["calls_answered"], result["calls_failed"], result["calls_dropped"]) == (
+            5,
+            0,
+            0,
+        )
+        assert result["lost"] == 0 and result["frames"]["expected"] >= 5 * 150
+        assert 0 < result["p50"] <= result["p99"] < 500
+        assert 0 < result["setup_ms"]["p50"] < 2000
+        # keys go out as RFC 4733 events and come back as the bot's tones
+        assert result["dtmf"]["sent"] >= 10 and result["dtmf"]["detected"] == result["dtmf"]["sent"]
 
     asyncio.run(scenario())

@@ -113,6 +113,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-loss", type=float, default=0.001, help="lost frames ratio limit (default 0.001)"
     )
     capacity.add_argument(
+        "--max-added-ms",
+        type=_positive_float,
+        help="limit on the latency the node says it adds, p99 in + p99 out (needs /metrics)",
+    )
+    capacity.add_argument(
         "--max-cpu", type=_positive_float, help="node CPU limit, %% of one core (default: none)"
     )
 
@@ -197,6 +202,18 @@ async def embedded_bot() -> AsyncIterator[str]:
             process.kill()
 
 
+class SipCallOfProbe:
+    """A SIP call with the probe it reports to (what the pacing grid reads)."""
+
+    def __init__(self, call: Any, probe: CallProbe) -> None:
+        self.call = call
+        self.probe = probe
+        self.send_audio = call.send_audio
+        self.send_dtmf = call.send_dtmf
+        self.hangup = call.hangup
+        self.wait_ended = call.wait_ended
+
+
 async def _dialer(
     args: argparse.Namespace, dialect: str, bot_url: str | None
 ) -> tuple[Callable[[CallProbe], Any], Callable[[], Any]]:
@@ -207,7 +224,13 @@ async def _dialer(
         client = await SipLoadClient.open(
             args.target, codec=args.codec, username=args.sip_username, password=args.sip_password
         )
-        return client.place, client.close
+
+        async def place(probe: CallProbe) -> Any:
+            probe.placed(time.monotonic())
+            call = await client.place(probe)
+            return None if call is None else SipCallOfProbe(call, probe)
+
+        return place, client.close
     parameters = {"wss_url": bot_url} if bot_url else {}
     if args.bot_audio:
         parameters["bot_audio"] = args.bot_audio
@@ -256,7 +279,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 if args.find_capacity:
                     steps = Steps(args.start, args.step, args.max_calls, window=args.step_seconds)
-                    thresholds = Thresholds(args.max_p99_ms, args.max_loss, args.max_cpu)
+                    thresholds = Thresholds(
+                        args.max_p99_ms, args.max_loss, args.max_cpu, args.max_added_ms
+                    )
                     capacity = await find_capacity(
                         session, ramp=args.ramp, steps=steps, thresholds=thresholds
                     )
