@@ -2,8 +2,11 @@
 
 Each step brings the session up to the next level of concurrent calls (at the ramp
 rate), lets it settle, then measures a window: p99 of the markers' round trips, the
-share of frames lost, the node's mean CPU, and calls that failed or dropped during
-the step. The first step past any threshold ends the search; the *knee* is the last
+share of frames lost, the node's mean CPU, calls that failed or dropped during the
+step and, when the node's /metrics can be read, the latency the bridge itself says it
+added (p99 inbound plus p99 outbound, over its most recent frames: its summaries keep
+the last 50,000 observations, about 10 s at 100 calls). The first step past any
+threshold ends the search; the *knee* is the last
 level that kept all of them. Calls stay up from step to step, so a step costs only
 its settle and window time.
 """
@@ -14,6 +17,7 @@ import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from voxgate.loadtest.node import bridge_latency
 from voxgate.loadtest.runner import LoadSession, Point, percentiles
 
 
@@ -22,6 +26,7 @@ class Thresholds:
     p99_ms: float = 20.0  # round trip through the node and the bot
     loss_ratio: float = 0.001
     cpu_percent: float | None = None  # of one core; None: not a threshold
+    added_ms: float | None = None  # the bridge's own p99 in + p99 out; None: not a threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +38,12 @@ class Steps:
     window: float = 10.0
 
 
-def judge(points: list[Point], failed_before: int, thresholds: Thresholds) -> dict[str, Any]:
+def judge(
+    points: list[Point],
+    failed_before: int,
+    thresholds: Thresholds,
+    bridge: dict[str, dict[str, float | None]] | None = None,
+) -> dict[str, Any]:
     """One step's figures from its window's timeline points, and what (if anything) broke."""
     latencies = [value for point in points for value in point.latencies_ms]
     frames = sum(point.frames for point in points)
@@ -43,6 +53,7 @@ def judge(points: list[Point], failed_before: int, thresholds: Thresholds) -> di
     loss = lost / frames if frames else None
     cpu = round(sum(cpus) / len(cpus), 2) if cpus else None
     failed = (points[-1].failed if points else failed_before) - failed_before
+    added = _added(bridge)
     broke = None
     if p99 is None or p99 > thresholds.p99_ms:
         broke = "p99"
@@ -50,6 +61,8 @@ def judge(points: list[Point], failed_before: int, thresholds: Thresholds) -> di
         broke = "loss"
     elif thresholds.cpu_percent is not None and (cpu is None or cpu > thresholds.cpu_percent):
         broke = "cpu"
+    elif thresholds.added_ms is not None and (added is None or added > thresholds.added_ms):
+        broke = "added"
     elif failed > 0:
         broke = "failures"
     return {
@@ -59,9 +72,22 @@ def judge(points: list[Point], failed_before: int, thresholds: Thresholds) -> di
         "loss_ratio": None if loss is None else round(loss, 6),
         "cpu_percent": cpu,
         "failed": failed,
+        "bridge_in_p99_ms": _p99(bridge, "inbound_ms"),
+        "bridge_out_p99_ms": _p99(bridge, "outbound_ms"),
+        "added_p99_ms": added,
         "passed": broke is None,
         "broke_on": broke,
     }
+
+
+def _p99(bridge: dict[str, dict[str, float | None]] | None, direction: str) -> float | None:
+    value = (bridge or {}).get(direction, {}).get("p99")
+    return None if value is None else round(value, 3)
+
+
+def _added(bridge: dict[str, dict[str, float | None]] | None) -> float | None:
+    inbound, outbound = _p99(bridge, "inbound_ms"), _p99(bridge, "outbound_ms")
+    return None if inbound is None or outbound is None else round(inbound + outbound, 3)
 
 
 async def find_capacity(
@@ -79,7 +105,8 @@ async def find_capacity(
         await asyncio.sleep(steps.settle)
         first = len(session.timeline)
         await asyncio.sleep(steps.window)
-        step = judge(session.timeline[first:], failed_before, thresholds)
+        bridge = bridge_latency(await session.node.scrape()) if session.node.metrics_url else None
+        step = judge(session.timeline[first:], failed_before, thresholds, bridge)
         step["target_calls"] = level
         results.append(step)
         if not step["passed"]:

@@ -1,0 +1,165 @@
+"""The capacity curve of one voxgate node, measured with ``voxgate loadtest --find-capacity``.
+
+    .venv/bin/python -m bench.loadtest_capacity                       # the four cases
+    .venv/bin/python -m bench.loadtest_capacity --cases ws-pcmu --start 20 --step 20 --max-calls 100
+
+For each case, three processes on loopback: ``voxgate serve --workers 1`` (the node,
+measured from /proc by its pid), the load tester's own echo bot
+(``python -m voxgate.loadtest.echobot``) and ``voxgate loadtest`` stepping the calls up
+(50 more per step by default, 10 s measured per step after 3 s to settle) until one of
+the issue's targets breaks:
+
+- the latency the node adds over 5 ms (``--max-added-ms 5``): its own p99 inbound (frame
+  in -> sent to the bot) plus p99 outbound (bot audio in -> frame out, with the wait for
+  its 20 ms slot), read from its /metrics at the end of each step;
+- the round trip's p99 over 50 ms (``--max-p99-ms 50``): the load tester's marker,
+  caller -> node -> bot -> node -> caller, as the caller would hear it;
+- any frame lost (``--max-loss 0``);
+- the node over one core (``--max-cpu 100``).
+
+Cases: carrier streams (Twilio dialect) and SIP/RTP, each with the bot taking PCMU
+(passthrough) or PCM16 at 16 kHz (transcoding both ways). Each case's JSON result and
+HTML report go to ``--out`` (default ``/tmp/voxgate-capacity``); a table of the steps is
+printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+CASES: Final = ("ws-pcmu", "ws-pcm16k", "sip-pcmu", "sip-pcm16k")
+BOT_AUDIO: Final = {"pcmu": "pcmu/8000", "pcm16k": "pcm16/16000"}
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait(port: int, path: str = "/healthz") -> None:
+    for _ in range(400):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answered on port {port}")
+
+
+def _wait_tcp(port: int) -> None:
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
+    ingress, audio = case.split("-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
+    bot_port, port, sip_port = _free_port(), _free_port(), _free_port(socket.SOCK_DGRAM)
+    python = sys.executable
+    bot = subprocess.Popen([python, "-m", "voxgate.loadtest.echobot", "--port", str(bot_port)])
+    node_env = {
+        **env,
+        "VOXGATE_LOG_LEVEL": "warning",
+        "VOXGATE_MAX_CALLS": str(args.max_calls + 50),
+        "VOXGATE_BOT_URL": f"ws://127.0.0.1:{bot_port}/",
+        "VOXGATE_BOT_AUDIO": BOT_AUDIO[audio],
+        "VOXGATE_SIP_PORT": str(sip_port),
+        "VOXGATE_SIP_RTP_PORT_MIN": "30000",
+        "VOXGATE_SIP_RTP_PORT_MAX": "34000",
+    }
+    node = subprocess.Popen(
+        [python, "-m", "voxgate", "serve", "--workers", "1", "--port", str(port)],
+        env=node_env,
+        stderr=subprocess.DEVNULL,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        _wait_tcp(bot_port)
+        _wait(port)
+        target = (
+            f"ws://127.0.0.1:{port}/v1/streams/twilio"
+            if ingress == "ws"
+            else f"sip:+15550001111@127.0.0.1:{sip_port}"
+        )
+        command = [
+            python, "-m", "voxgate", "loadtest", target, "--find-capacity",
+            "--start", str(args.start), "--step", str(args.step),
+            "--max-calls", str(args.max_calls), "--step-seconds", str(args.step_seconds),
+            "--ramp", str(args.ramp), "--max-p99-ms", "50", "--max-added-ms", "5",
+            "--max-loss", "0", "--max-cpu", "100", "--node-pid", str(node.pid),
+            "--metrics", f"http://127.0.0.1:{port}/metrics", "--no-progress",
+            "--json", str(out / f"{case}.json"), "--html", str(out / f"{case}.html"),
+        ]  # fmt: skip
+        subprocess.run(command, env=env, check=False, stderr=subprocess.DEVNULL)
+        result: dict[str, Any] = json.loads((out / f"{case}.json").read_text())
+        return result
+    finally:
+        for process in (node, bot):
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _row(case: str, step: dict[str, Any], late: int) -> str:
+    cells = [
+        case,
+        str(step["calls"]),
+        f"{step['p50_ms']} / {step['p99_ms']}",
+        f"{step['added_p99_ms']} ({step['bridge_in_p99_ms']} + {step['bridge_out_p99_ms']})",
+        f"{step['loss_ratio']}",
+        f"{step['cpu_percent']}",
+        "yes" if step["passed"] else f"no ({step['broke_on']})",
+        str(late),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.loadtest_capacity", description=__doc__)
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--start", type=int, default=50)
+    parser.add_argument("--step", type=int, default=50)
+    parser.add_argument("--max-calls", type=int, default=500)
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--ramp", type=float, default=50.0)
+    parser.add_argument("--out", default="/tmp/voxgate-capacity")
+    args = parser.parse_args(argv)
+    lines = [
+        "| case | calls | round trip p50 / p99 ms | added p99 ms (in + out) | loss | node CPU % "
+        "| passed | late ticks |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    knees = []
+    for case in args.cases:
+        result = run_case(case, args)
+        capacity = result["capacity"]
+        late = result["generator"]["late_ticks"]
+        lines += [_row(case, step, late) for step in capacity["steps"]]
+        knees.append(f"{case}: knee {capacity['knee_calls']} (broke on {capacity['broke_on']})")
+    sys.stdout.write("\n".join([*lines, "", *knees]) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
