@@ -342,6 +342,7 @@ def summary_text(result: dict[str, Any]) -> str:
         lines.append(
             f"capacity   knee {capacity['knee_calls']} calls (broke on {capacity['broke_on']})"
         )
+    lines.append(f"generator  {result['generator']['cpu_percent']} % of a core (the load tester)")
     if result["generator"]["late_ticks"]:
         lines.append(
             f"generator  {result['generator']['late_ticks']} ticks late: "

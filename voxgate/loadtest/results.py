@@ -135,6 +135,7 @@ def build_result(
             "rss_mib": {"max": max(rss) if rss else None},
         },
         "generator": {
+            "cpu_percent": _own_cpu(session),
             "late_ticks": session.grid.late_ticks,
             "ticks": session.grid.ticks,
             "max_lateness_ms": round(session.grid.max_lateness * 1000, 3),
@@ -145,6 +146,12 @@ def build_result(
         "capacity": dict(capacity) if capacity else None,
         "per_call": [_per_call(f) for f in every[:MAX_CALLS_LISTED]],
     }
+
+
+def _own_cpu(session: LoadSession) -> float:
+    """The load tester's own CPU over the run, % of one core (the generator's headroom)."""
+    wall = time.monotonic() - session.started_at
+    return round(100 * (time.process_time() - session.started_cpu) / max(wall, 1e-6), 2)
 
 
 def _jitter(values: list[float]) -> dict[str, float | None]:

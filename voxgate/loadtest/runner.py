@@ -65,6 +65,7 @@ class Point:
     cpu_percent: float | None
     rss_mib: float | None
     phase: str = ""
+    generator_cpu_percent: float | None = None  # the load tester's own process
 
     def as_json(self) -> dict[str, Any]:
         p50, p99 = percentiles(self.latencies_ms, 50, 99)
@@ -73,7 +74,7 @@ class Point:
             "failed": self.failed, "calls_per_s": round(self.calls_per_s, 2),
             "p50_ms": p50, "p99_ms": p99, "frames": self.frames, "lost": self.lost,
             "late": self.late, "cpu_percent": self.cpu_percent, "rss_mib": self.rss_mib,
-            "phase": self.phase,
+            "phase": self.phase, "generator_cpu_percent": self.generator_cpu_percent,
         }  # fmt: skip
 
 
@@ -108,6 +109,8 @@ class LoadSession:
     def __post_init__(self) -> None:
         self.grid = SendGrid()
         self.started_at = time.monotonic()
+        self.started_cpu = time.process_time()
+        self._last_cpu = (self.started_at, self.started_cpu)
         self._cursors: dict[int, _Cursor] = {}
         self._placing: set[asyncio.Task[None]] = set()
         self._answered_seen = 0
@@ -189,11 +192,14 @@ class LoadSession:
         answered = sum(1 for p in self.probes if p.figures.setup_ms is not None)
         failed = sum(1 for p in self.probes if p.figures.status == "failed")
         new_answers, self._answered_seen = answered - self._answered_seen, answered
+        (wall_before, cpu_before), now = self._last_cpu, time.monotonic()
+        self._last_cpu = (now, time.process_time())
+        own = 100 * (self._last_cpu[1] - cpu_before) / max(now - wall_before, 1e-6)
         point = Point(
             t=time.monotonic() - self.started_at, active=self.active, answered=answered,
             failed=failed, calls_per_s=new_answers / SNAPSHOT_EVERY, latencies_ms=latencies,
             frames=frames, lost=lost, late=late, cpu_percent=_rounded(cpu),
-            rss_mib=_rounded(rss), phase=self.phase,
+            rss_mib=_rounded(rss), phase=self.phase, generator_cpu_percent=_rounded(own),
         )  # fmt: skip
         self.timeline.append(point)
         return point
