@@ -35,6 +35,7 @@ path that returns frames unchanged measures exactly the frames' round trip.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
@@ -59,7 +60,9 @@ from voxgate.loadtest.signal_probe import (
 DIGITS: Final = "123456789"  # never 0, *, #: echo bots transfer, clear or hang up on those
 DTMF_TIMEOUT: Final = 2.0  # a key whose tone has not come back by then is not delivered
 GAP_AFTER: Final = 2 * FRAME_SECONDS
-HISTOGRAM_EDGES_MS: Final = np.arange(-20.0, 61.0, 1.0)
+HISTOGRAM_LOW_MS: Final = -20
+HISTOGRAM_EDGES_MS: Final = np.arange(HISTOGRAM_LOW_MS, 61.0, 1.0)  # the outer ones take the rest
+HISTOGRAM_BUCKETS: Final = HISTOGRAM_EDGES_MS.size - 1
 KEPT_CHUNKS: Final = 200  # arrival times kept to place a DTMF tone's start (4 s)
 
 Samples = NDArray[np.int16]
@@ -88,7 +91,7 @@ class CallFigures:
     dtmf_detected: int = 0
     dtmf_latencies_ms: list[float] = field(default_factory=list)
     deviations: NDArray[np.int64] = field(
-        default_factory=lambda: np.zeros(HISTOGRAM_EDGES_MS.size - 1, dtype=np.int64)
+        default_factory=lambda: np.zeros(HISTOGRAM_BUCKETS, dtype=np.int64)
     )
 
 
@@ -113,6 +116,7 @@ class CallProbe:
         self._chunks: deque[tuple[int, int, float]] = deque(maxlen=KEPT_CHUNKS)
         self._digits: deque[tuple[str, float]] = deque()  # keys sent, awaiting their tone
         self._dtmf: DtmfDetector | None = None
+        self._previous: Samples = np.zeros(0, dtype=np.int16)  # the last chunk received
         self._dtmf_base = 0  # received sample at which the detector started
 
     # --- the call's life -------------------------------------------------------------
@@ -186,11 +190,13 @@ class CallProbe:
         level = float(np.sqrt(np.dot(values, values) / max(values.size, 1)))
         if level < SILENT_RMS and self._anchor is not None:
             self._silent += round(samples.size / FRAME)
-        found = self._finder.feed(values, level > LOUD_RMS)
+        loud = level > LOUD_RMS
+        found = self._finder.feed(values, loud)
         if found is not None:
             self._marker(found.kind, found.position)
         if self._digits:
-            self._listen_for_tones(samples, now)
+            self._listen_for_tones(samples, now, loud)
+        self._previous = samples
 
     def dtmf_received(self, digit: str, now: float) -> None:
         """A telephone-event came back (a SIP peer): the oldest key awaiting it is delivered."""
@@ -218,8 +224,8 @@ class CallProbe:
             gap = now - last
             deviation = gap - self._last_length / RATE
             figures.jitter_ms += (abs(deviation) * 1000 - figures.jitter_ms) / 16
-            bucket = int(np.searchsorted(HISTOGRAM_EDGES_MS, deviation * 1000, "right")) - 1
-            figures.deviations[min(max(bucket, 0), figures.deviations.size - 1)] += 1
+            bucket = math.floor(deviation * 1000 - HISTOGRAM_LOW_MS)  # 1 ms buckets
+            figures.deviations[min(max(bucket, 0), HISTOGRAM_BUCKETS - 1)] += 1
             if gap > GAP_AFTER:
                 figures.gaps += 1
                 figures.max_gap_ms = max(figures.max_gap_ms, gap * 1000)
@@ -243,11 +249,22 @@ class CallProbe:
             figures.frames_lost += max(0, missing + self._silent - anchor[2])
         self._anchor = (number, position, self._silent, sent_at)
 
-    def _listen_for_tones(self, samples: Samples, now: float) -> None:
-        if self._dtmf is None:
-            self._dtmf = DtmfDetector(RATE)
-            self._dtmf_base = self._received - samples.size
-        for digit in self._dtmf.feed(samples):
+    def _listen_for_tones(self, samples: Samples, now: float, loud: bool) -> None:
+        """A tone is loud: the detector runs from the chunk before a loud one to the first
+        quiet one after it, not over the whole stream (it costs more than the rest)."""
+        detector = self._dtmf
+        found = []
+        if detector is None and loud:
+            detector = self._dtmf = DtmfDetector(RATE)
+            before = self._previous
+            self._dtmf_base = self._received - samples.size - before.size
+            found += detector.feed(before)
+        if detector is not None:
+            found += detector.feed(samples)
+            if not loud:
+                found += detector.flush()
+                self._dtmf = None
+        for digit in found:
             heard = self._sample_time(self._dtmf_base + digit.start)
             for sent, at in self._digits:
                 if sent == digit.digit:

@@ -145,7 +145,10 @@ class MarkerFinder:
             lead = self._tail[self._tail.size - (start - self._window_start) :]
             self._window = [lead, samples]
             found = self._try_window()
-        self._tail = np.concatenate((self._tail, samples))[-LEAD:]
+        if samples.size >= LEAD:
+            self._tail = samples[-LEAD:]
+        else:
+            self._tail = np.concatenate((self._tail, samples))[-LEAD:]
         return found
 
     def _try_window(self) -> MarkerFound | None:
