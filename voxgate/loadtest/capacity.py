@@ -100,6 +100,7 @@ async def find_capacity(
     level = steps.start
     while level <= steps.limit:
         session.phase = f"step {len(results) + 1}: {level} calls"
+        session.target_calls = level
         failed_before = session.timeline[-1].failed if session.timeline else 0
         await session.add_calls(level - len(session.probes), ramp)
         await asyncio.sleep(steps.settle)

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -79,7 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sip-username", default="", help="digest user for a node that asks for one"
     )
-    parser.add_argument("--sip-password", default="", help="digest password")
+    parser.add_argument(
+        "--sip-password",
+        default=os.environ.get("VOXGATE_LOADTEST_SIP_PASSWORD", ""),
+        help="digest password (default: $VOXGATE_LOADTEST_SIP_PASSWORD, kept out of ps)",
+    )
     parser.add_argument("--json", type=Path, help="write the JSON result here")
     parser.add_argument("--html", type=Path, help="write the HTML report here")
     parser.add_argument(

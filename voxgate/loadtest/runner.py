@@ -105,6 +105,7 @@ class LoadSession:
     calls: list[LoadCall] = field(default_factory=list)
     timeline: list[Point] = field(default_factory=list)
     phase: str = ""
+    target_calls: int = 0  # the calls the run or the current step aims at
 
     def __post_init__(self) -> None:
         self.grid = SendGrid()
@@ -213,6 +214,7 @@ async def run_load(session: LoadSession, *, calls: int, ramp: float, duration: f
     """N calls at ``ramp`` per second, held ``duration`` seconds, hung up."""
     session.start()
     session.phase = "ramp"
+    session.target_calls = calls
     await session.add_calls(calls, ramp)
     session.phase = "hold"
     await asyncio.sleep(duration)
