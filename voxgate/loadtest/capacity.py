@@ -104,8 +104,10 @@ async def find_capacity(
         failed_before = session.timeline[-1].failed if session.timeline else 0
         await session.add_calls(level - len(session.probes), ramp)
         await asyncio.sleep(steps.settle)
+        await session.snapshot()  # the window starts here, whatever the ticker's phase
         first = len(session.timeline)
         await asyncio.sleep(steps.window)
+        await session.snapshot()  # and ends here: a window shorter than a second is judged too
         bridge = bridge_latency(await session.node.scrape()) if session.node.metrics_url else None
         step = judge(session.timeline[first:], failed_before, thresholds, bridge)
         step["target_calls"] = level

@@ -115,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-p99-ms", type=_positive_float, default=20.0, help="round-trip p99 limit (default 20)"
     )
     capacity.add_argument(
-        "--max-loss", type=float, default=0.001, help="lost frames ratio limit (default 0.001)"
+        "--max-loss", type=_ratio, default=0.001, help="lost frames ratio limit (default 0.001)"
     )
     capacity.add_argument(
         "--max-added-ms",
@@ -131,6 +131,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a ratio from 0 to 1, not {text!r}")
     return value
 
 

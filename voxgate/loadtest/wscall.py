@@ -170,6 +170,8 @@ async def open_stream(
     call._send(translator.format_upstream(StreamConnected()))
     call._send(translator.format_upstream(started))
     probe.answered(time.monotonic())
+    if call.closed.done():  # the node closed it before it could be called answered
+        probe.ended("remote_hangup", time.monotonic())
     return call
 
 
