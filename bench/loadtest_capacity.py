@@ -18,6 +18,9 @@ issue's targets, and the *knee* is the last step before the first that misses on
 - no frame lost;
 - the node within one core.
 
+With ``--pin`` the node runs on CPU 0 alone and the load tester and the bot on the
+others, so "within one core" is what the node has (on 2 cores the load tester and the
+bot then share one, and its clock fires late: see docs/PERFORMANCE.md).
 The round trip the load tester measures (caller -> node -> bot -> node -> caller) is
 shown beside them, as is the load tester's own CPU and the ticks its clock fired more
 than 5 ms late: on a 2-core machine the load tester and the bot share the cores with
@@ -75,12 +78,23 @@ def _wait_tcp(port: int) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def _on_cpus(cpus: set[int] | None) -> Any:
+    """A ``preexec_fn`` that keeps a process (and its children) on ``cpus``."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     ingress, audio = case.split("-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXGATE_")}
     bot_port, port, sip_port = _free_port(), _free_port(), _free_port(socket.SOCK_DGRAM)
     python = sys.executable
-    bot = subprocess.Popen([python, "-m", "voxgate.loadtest.echobot", "--port", str(bot_port)])
+    node_cpus, load_cpus = ({0}, set(range(1, os.cpu_count() or 2))) if args.pin else (None, None)
+    bot = subprocess.Popen(
+        [python, "-m", "voxgate.loadtest.echobot", "--port", str(bot_port)],
+        preexec_fn=_on_cpus(load_cpus),  # noqa: PLW1509 (no threads here yet)
+    )
     node_env = {
         **env,
         "VOXGATE_LOG_LEVEL": "warning",
@@ -95,6 +109,7 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         [python, "-m", "voxgate", "serve", "--workers", "1", "--port", str(port)],
         env=node_env,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_on_cpus(node_cpus),  # noqa: PLW1509
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +130,13 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
             "--metrics", f"http://127.0.0.1:{port}/metrics", "--no-progress",
             "--json", str(out / f"{case}.json"), "--html", str(out / f"{case}.html"),
         ]  # fmt: skip
-        subprocess.run(command, env=env, check=False, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            command,
+            env=env,
+            check=False,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_on_cpus(load_cpus),
+        )
         result: dict[str, Any] = json.loads((out / f"{case}.json").read_text())
         return result
     finally:
@@ -174,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--ramp", type=float, default=50.0)
     parser.add_argument("--out", default="/tmp/voxgate-capacity")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the node on CPU 0, the load tester and the bot on the others",
+    )
     args = parser.parse_args(argv)
     lines = [
         "| case | calls | node CPU % of a core | added p99 ms (in + out) "
