@@ -81,7 +81,7 @@ def test_a_small_run_agrees_with_the_nodes_own_figures(tmp_path: Path) -> None:
             url = f"ws://127.0.0.1:{port}/v1/streams/twilio"
             cpu_before, wall_before = _cpu_seconds(node.pid), time.monotonic()
             status, result, output = await loadtest(
-                url, "--calls", "10", "--duration", "5", "--ramp", "10", "--bot", "embedded",
+                url, "--calls", "10", "--duration", "7", "--ramp", "10", "--bot", "embedded",
                 "--dtmf-every", "1", "--html", "report.html",
             )  # fmt: skip
             cpu = 100 * (_cpu_seconds(node.pid) - cpu_before) / (time.monotonic() - wall_before)

@@ -26,7 +26,7 @@ from typing import Final
 
 import httpx
 
-METRICS_EVERY: Final = 2.0
+METRICS_EVERY: Final = 5.0
 TICKS: Final = os.sysconf("SC_CLK_TCK")
 PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 _SAMPLE = re.compile(r"^voxgate_([a-z0-9_]+)(\{[^}]*\})? ([-+0-9.eEnaifNI]+)$", re.MULTILINE)
