@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pytest
 from scenario import run
 
-from voxgate.loadtest.capacity import Steps, Thresholds, find_capacity, judge
+from voxgate.loadtest.capacity import Steps, Thresholds, find_capacity, judge, verdict
 from voxgate.loadtest.node import NodeWatch
 from voxgate.loadtest.probe import CallProbe, Samples
 from voxgate.loadtest.runner import LoadSession, Point
@@ -232,3 +232,27 @@ def test_a_window_shorter_than_a_snapshot_still_judges_a_healthy_node() -> None:
         )
 
     run(scenario())
+
+
+_LIMITS: Final = {"p99_ms": 50.0, "loss_ratio": 0.001, "cpu_percent": None, "added_ms": 5.0}
+
+
+@pytest.mark.parametrize(
+    ("knee", "broke", "targets", "sentence"),
+    [
+        (150, "p99", [150, 200], "Knee at 150 calls: at 200, p99 broke its threshold (50.0)."),
+        (150, "added", [150, 200], "Knee at 150 calls: at 200, added broke its threshold (5.0)."),
+        (100, "failures", [100, 150], "Knee at 100 calls: at 150, failures broke."),
+        (None, "loss", [50],
+         "No knee: at the first step (50 calls), loss broke its threshold (0.001)."),
+        (300, None, [250, 300],
+         "No threshold broke up to 300 calls (the last step): the knee is beyond."),
+        (None, None, [], "No step was measured."),
+    ],
+)  # fmt: skip
+def test_the_verdict_says_where_the_search_ended(
+    knee: int | None, broke: str | None, targets: list[int], sentence: str
+) -> None:
+    steps = [{"target_calls": target} for target in targets]
+    capacity = {"knee_calls": knee, "broke_on": broke, "thresholds": _LIMITS, "steps": steps}
+    assert verdict(capacity) == sentence

@@ -198,12 +198,16 @@ def test_summary_text_with_a_capacity_search_and_a_late_generator() -> None:
     text = summary_text(
         _result(
             failures={},
-            capacity={"knee_calls": 150, "broke_on": "p99"},
+            capacity={
+                "knee_calls": 150,
+                "broke_on": "p99",
+                "steps": [{"target_calls": 150}, {"target_calls": 200}],
+            },
             generator={"cpu_percent": 97.0, "late_ticks": 31},
         )
     )
-    assert text.splitlines()[0].endswith("0 dropped ")
-    assert "capacity   knee 150 calls (broke on p99)" in text
+    assert text.splitlines()[0].endswith("0 dropped")
+    assert "capacity   Knee at 150 calls: at 200, p99 broke." in text
     assert "generator  31 ticks late: the load tester was short of CPU" in text
 
 

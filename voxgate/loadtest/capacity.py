@@ -14,8 +14,9 @@ its settle and window time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
 
 from voxgate.loadtest.node import bridge_latency
 from voxgate.loadtest.runner import LoadSession, Point, percentiles
@@ -36,6 +37,37 @@ class Steps:
     limit: int = 1000
     settle: float = 3.0
     window: float = 10.0
+
+
+THRESHOLD_OF: Final = {
+    "p99": "p99_ms",
+    "loss": "loss_ratio",
+    "cpu": "cpu_percent",
+    "added": "added_ms",
+}
+
+
+def verdict(capacity: Mapping[str, Any]) -> str:
+    """One sentence on where the search ended: the knee, or why there is none.
+
+    ``capacity`` is a result's ``capacity`` whose ``steps`` are mappings.
+    """
+    knee, broke, steps = capacity.get("knee_calls"), capacity.get("broke_on"), capacity["steps"]
+    if not steps:
+        return "No step was measured."
+    last = steps[-1].get("target_calls")
+    if broke is None:
+        return f"No threshold broke up to {last} calls (the last step): the knee is beyond."
+    thresholds = capacity.get("thresholds")
+    limit = (
+        thresholds.get(THRESHOLD_OF.get(str(broke), ""))
+        if isinstance(thresholds, Mapping)
+        else None
+    )
+    what = f"{broke} broke its threshold ({limit})" if limit is not None else f"{broke} broke"
+    if knee is None:
+        return f"No knee: at the first step ({last} calls), {what}."
+    return f"Knee at {knee} calls: at {last}, {what}."
 
 
 def judge(

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from voxgate.loadtest.capacity import Steps, Thresholds, find_capacity
+from voxgate.loadtest.capacity import Steps, Thresholds, find_capacity, verdict
 from voxgate.loadtest.node import NodeWatch, bridge_latency
 from voxgate.loadtest.probe import CallProbe
 from voxgate.loadtest.results import build_result, finite
@@ -345,8 +345,8 @@ def summary_text(result: dict[str, Any]) -> str:
     node = result["node"]["cpu_percent"]
     lines = [
         f"calls      {result['calls']} placed, {result['calls_answered']} answered, "
-        f"{result['calls_failed']} failed, {result['calls_dropped']} dropped "
-        f"{result['failures'] or ''}",
+        f"{result['calls_failed']} failed, {result['calls_dropped']} dropped"
+        + (f" {result['failures']}" if result["failures"] else ""),
         f"latency    p50 {result['p50']} ms, p99 {result['p99']} ms (round trip, "
         f"{result['latency_ms']['samples']} markers)",
         f"frames     {frames['expected']} expected, {frames['lost']} lost, {frames['late']} late",
@@ -356,9 +356,7 @@ def summary_text(result: dict[str, Any]) -> str:
     ]
     capacity = result.get("capacity")
     if capacity:
-        lines.append(
-            f"capacity   knee {capacity['knee_calls']} calls (broke on {capacity['broke_on']})"
-        )
+        lines.append(f"capacity   {verdict(capacity)}")
     lines.append(f"generator  {result['generator']['cpu_percent']} % of a core (the load tester)")
     if result["generator"]["late_ticks"]:
         lines.append(

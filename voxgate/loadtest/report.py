@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from voxgate.loadtest.capacity import verdict
 from voxgate.redact import redact_url
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 NOT_MEASURED: Final = "not measured"
 WORST_CALLS: Final = 20
-THRESHOLD_OF: Final = {"p99": "p99_ms", "loss": "loss_ratio", "cpu": "cpu_percent"}
 CALL_COLUMNS: Final = (  # heading, key in per_call, unit
     ("call", "index", ""), ("status", "status", ""), ("failure", "failure", ""),
     ("set-up", "setup_ms", "ms"), ("p50", "p50_ms", "ms"), ("p99", "p99_ms", "ms"),
@@ -374,18 +374,12 @@ def _latency(result: Mapping[str, Any]) -> str:
 
 
 def _capacity(capacity: Mapping[str, Any]) -> str:
-    knee, broke_on = capacity.get("knee_calls"), capacity.get("broke_on")
-    threshold = _at(capacity, "thresholds", THRESHOLD_OF.get(str(broke_on), ""))
-    if knee is None:
-        verdict = "No knee: every step passed."
-    else:
-        limit = _fmt(threshold, digits=None)
-        verdict = f"Knee at {_fmt(knee)} calls: {_fmt(broke_on)} broke its threshold ({limit})."
+    steps = _mappings(capacity.get("steps"))
+    said = html.escape(verdict({**capacity, "steps": steps}))
     thresholds = capacity.get("thresholds")
     pairs = thresholds.items() if isinstance(thresholds, Mapping) else []
     named = [f"{html.escape(str(key))} {_fmt(value, digits=None)}" for key, value in pairs]
     limits = ", ".join(named) or NOT_MEASURED
-    steps = _mappings(capacity.get("steps"))
     rows = [
         (
             _fmt(step.get("calls")),
@@ -393,13 +387,15 @@ def _capacity(capacity: Mapping[str, Any]) -> str:
             _fmt(step.get("p99_ms"), "ms"),
             _percent(step.get("loss_ratio")),
             _fmt(step.get("cpu_percent"), "%"),
+            _fmt(step.get("added_p99_ms"), "ms"),
             _fmt(step.get("passed")),
         )
         for step in steps
     ]
     classes = ["" if step.get("passed") else "failed" for step in steps]
-    table = _table(("calls", "p50", "p99", "loss", "node CPU", "passed"), rows, classes)
-    return _section("capacity", "Capacity", f"<p>{verdict}</p><p>Thresholds: {limits}.</p>", table)
+    headings = ("calls", "p50", "p99", "loss", "node CPU", "node added p99", "passed")
+    table = _table(headings, rows, classes)
+    return _section("capacity", "Capacity", f"<p>{said}</p><p>Thresholds: {limits}.</p>", table)
 
 
 def _jitter(result: Mapping[str, Any]) -> str:
