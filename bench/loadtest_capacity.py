@@ -130,14 +130,15 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
             "--metrics", f"http://127.0.0.1:{port}/metrics", "--no-progress",
             "--json", str(out / f"{case}.json"), "--html", str(out / f"{case}.html"),
         ]  # fmt: skip
-        subprocess.run(
-            command,
-            env=env,
-            check=False,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_on_cpus(load_cpus),
-        )
-        result: dict[str, Any] = json.loads((out / f"{case}.json").read_text())
+        log = out / f"{case}.log"
+        with log.open("wb") as stderr:
+            subprocess.run(
+                command, env=env, check=False, stderr=stderr, preexec_fn=_on_cpus(load_cpus)
+            )
+        json_path = out / f"{case}.json"
+        if not json_path.exists():
+            raise RuntimeError(f"{case}: the load tester wrote no result; its log: {log}")
+        result: dict[str, Any] = json.loads(json_path.read_text())
         return result
     finally:
         for process in (node, bot):
@@ -181,7 +182,9 @@ def _generator_cpu(result: dict[str, Any], calls: int) -> float | None:
     values = [
         p["generator_cpu_percent"]
         for p in result["timeline"]
-        if p["phase"].endswith(f": {calls} calls") and p["generator_cpu_percent"] is not None
+        if p["phase"].startswith("step")
+        and p["target_calls"] == calls
+        and p["generator_cpu_percent"] is not None
     ]
     return round(sum(values) / len(values), 1) if values else None
 

@@ -177,9 +177,13 @@ LENIENT = Thresholds(p99_ms=150.0, loss_ratio=0.05)
 async def _search(node: FakeNode, steps: Steps = STEPS) -> dict[str, Any]:
     session = LoadSession(node.dial, NodeWatch())
     try:
-        return await find_capacity(session, ramp=50.0, steps=steps, thresholds=LENIENT)
+        result = await find_capacity(session, ramp=50.0, steps=steps, thresholds=LENIENT)
     finally:
         await session.stop()
+    for point in session.timeline:  # each second says which step it belongs to
+        if point.phase.startswith("step"):
+            assert point.phase.endswith(f": {point.target_calls} calls"), point
+    return result
 
 
 SEARCHES = {  # trouble past 2 calls -> knee, broke_on, the steps' target calls

@@ -177,5 +177,6 @@ def test_run_load_ramps_holds_and_hangs_up() -> None:
         order = {"ramp": 0, "hold": 1, "hang-up": 2}
         assert [order[phase] for phase in phases] == sorted(order[phase] for phase in phases)
         assert session.timeline[0].active == 4
+        assert {point.as_json()["target_calls"] for point in session.timeline} == {4}
 
     run(scenario())

@@ -288,9 +288,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         node = NodeWatch(pid=args.node_pid, metrics_url=metrics_url(args.target, args.metrics))
         view = _view(args)
         session = LoadSession(dial, node, dtmf_every=dtmf_every, late_after=args.late_ms / 1000)
-        session.on_point = lambda point: view.update(
-            {**point.as_json(), "target_calls": args.calls}
-        )
+        session.on_point = lambda point: view.update(point.as_json())
         capacity = None
         with view:
             try:

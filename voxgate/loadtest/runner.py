@@ -66,6 +66,7 @@ class Point:
     rss_mib: float | None
     phase: str = ""
     generator_cpu_percent: float | None = None  # the load tester's own process
+    target_calls: int = 0  # what the run or the capacity step aimed at then
 
     def as_json(self) -> dict[str, Any]:
         p50, p99 = percentiles(self.latencies_ms, 50, 99)
@@ -75,6 +76,7 @@ class Point:
             "p50_ms": p50, "p99_ms": p99, "frames": self.frames, "lost": self.lost,
             "late": self.late, "cpu_percent": self.cpu_percent, "rss_mib": self.rss_mib,
             "phase": self.phase, "generator_cpu_percent": self.generator_cpu_percent,
+            "target_calls": self.target_calls,
         }  # fmt: skip
 
 
@@ -201,6 +203,7 @@ class LoadSession:
             failed=failed, calls_per_s=new_answers / SNAPSHOT_EVERY, latencies_ms=latencies,
             frames=frames, lost=lost, late=late, cpu_percent=_rounded(cpu),
             rss_mib=_rounded(rss), phase=self.phase, generator_cpu_percent=_rounded(own),
+            target_calls=self.target_calls,
         )  # fmt: skip
         self.timeline.append(point)
         return point
