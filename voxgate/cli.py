@@ -273,6 +273,13 @@ def _loadtest(args: argparse.Namespace) -> int:
         print(f"voxgate loadtest: error: cannot write the result: {error}", file=sys.stderr)
         return 1
     print(loadtest_command.summary_text(outcome))
+    if outcome["stopped_early"]:
+        print(
+            f"voxgate loadtest: stopped early ({outcome['stopped_early']}): "
+            "the result holds what was measured until then",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if outcome["calls_answered"] else 1
 
 

@@ -4,6 +4,7 @@ voxgate speaks to a bot (voxgate.v1 messages made by voxgate's own translator)."
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import numpy as np
 from scenario import run
+from served import free_port
 from websockets.asyncio.client import ClientConnection, connect
 
 from voxgate.bridge.botlink.v1 import V1Dialect
@@ -163,3 +165,34 @@ def test_the_module_runs_and_explains_itself() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--drop-every" in done.stdout and "--delay-ms" in done.stdout
+
+
+def test_a_stop_signal_closes_every_call_as_going_away_and_exits() -> None:
+    """A bot process asked to stop says so on each open socket (1001) and ends: a socket
+    left open kept the server, and the process, waiting for ever."""
+
+    async def scenario() -> None:
+        port = free_port()
+        argv = [sys.executable, "-m", "voxgate.loadtest.echobot", "--port", str(port)]
+        process = subprocess.Popen(argv)
+        try:
+            for _ in range(400):
+                try:
+                    socket = await connect(f"ws://127.0.0.1:{port}/", open_timeout=WAIT)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+            async with socket:
+                bridge = Voxgate(socket, PCMU_8K)
+                await bridge.start()
+                await bridge.media(_frame(1))
+                assert await bridge.echo() == _frame(1)
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(socket.wait_closed(), WAIT)
+                assert socket.close_code == 1001
+            assert await asyncio.to_thread(process.wait, 10) == 0
+        finally:
+            process.kill()
+            process.wait()
+
+    run(scenario())

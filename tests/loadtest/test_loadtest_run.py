@@ -177,6 +177,44 @@ def test_capacity_steps_up_to_the_limit_or_the_first_broken_threshold(tmp_path: 
     asyncio.run(scenario())
 
 
+def test_an_interrupted_run_hangs_up_and_still_writes_what_it_measured(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with voxgate_serve(NODE_ENV, tmp_path / "node.log") as (port, _):
+            argv = [
+                sys.executable, "-m", "voxgate", "loadtest",
+                f"ws://127.0.0.1:{port}/v1/streams/twilio", "--calls", "3", "--ramp", "20",
+                "--duration", "60", "--bot", "embedded", "--no-progress",
+                "--json", "cut.json", "--html", "cut.html",
+            ]  # fmt: skip
+            process = await asyncio.create_subprocess_exec(
+                *argv, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            async with httpx.AsyncClient() as client:
+                metrics_url = f"http://127.0.0.1:{port}/metrics"
+                for _ in range(300):  # the three calls up
+                    await asyncio.sleep(0.1)
+                    if _metrics((await client.get(metrics_url)).text)["calls_active"] == 3:
+                        break
+                await asyncio.sleep(2.0)  # and some markers back
+                process.send_signal(signal.SIGINT)
+                _, stderr = await asyncio.wait_for(process.communicate(), 60)
+                for _ in range(100):  # the node saw every call end
+                    active = _metrics((await client.get(metrics_url)).text)["calls_active"]
+                    if active == 0:
+                        break
+                    await asyncio.sleep(0.1)
+        assert process.returncode == 1, stderr.decode()
+        assert "stopped early (interrupted)" in stderr.decode()
+        assert active == 0
+        result = json.loads(Path("cut.json").read_text())
+        assert result["stopped_early"] == "interrupted"
+        assert result["calls_answered"] == 3 and result["wall_seconds"] < 40
+        assert result["frames"]["expected"] > 0 and result["p50"] is not None
+        assert "stopped early" in Path("cut.html").read_text()
+
+    asyncio.run(scenario())
+
+
 def test_unusable_options_and_an_absent_node_are_clear_errors() -> None:
     async def scenario() -> None:
         status, _, output = await loadtest("http://127.0.0.1:1/x")

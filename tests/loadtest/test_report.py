@@ -181,6 +181,12 @@ def test_the_full_report_has_every_section_and_its_plots() -> None:
     assert "&lt;b&gt;" in page and "<b>" not in page
 
 
+def test_a_run_stopped_early_says_so() -> None:
+    assert "stopped early" not in render_html(realistic_result())
+    page = render_html({**realistic_result(), "stopped_early": "interrupted"})
+    assert "<tr><td>stopped early</td><td>interrupted</td></tr>" in page
+
+
 def test_the_worst_calls_table_holds_twenty_calls_unfinished_ones_first() -> None:
     page = render_html(realistic_result())
     calls = page[page.index('id="calls"') :]

@@ -289,7 +289,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         view = _view(args)
         session = LoadSession(dial, node, dtmf_every=dtmf_every, late_after=args.late_ms / 1000)
         session.on_point = lambda point: view.update(point.as_json())
-        capacity = None
+        capacity = bridge = stopped = None
         with view:
             try:
                 if args.find_capacity:
@@ -305,6 +305,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         session, calls=args.calls, ramp=args.ramp, duration=args.duration
                     )
                 bridge = bridge_latency(await node.scrape()) if node.metrics_url else None
+            except asyncio.CancelledError:  # SIGINT or SIGTERM: the result is what was measured
+                stopped = "interrupted"
+            except Exception as error:  # a fault of ours mid-run: keep what was measured too
+                log.exception("load test stopped by an error")
+                stopped = f"error: {type(error).__name__}"
             finally:
                 await session.stop()
     settings = {
@@ -317,6 +322,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result = build_result(
         session, settings=settings, target=redact_url(args.target), dialect=dialect,
         bot=bot_name, started_wall=started_wall, bridge_metrics=bridge, capacity=capacity,
+        stopped=stopped,
     )  # fmt: skip
     cleaned: dict[str, Any] = finite(result)
     return cleaned

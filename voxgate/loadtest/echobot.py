@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Final
 
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
 
 from voxgate.bridge.botlink.v1 import V1Dialect
 from voxgate.bridge.events import AudioSent, DtmfReceived, MediaReceived, StreamStarted
@@ -42,8 +43,11 @@ TEXT: Final = WSMsgType.TEXT
 class EchoListener(WSListener):
     """One call's socket."""
 
-    def __init__(self, *, delay: float = 0.0, drop_every: int = 0) -> None:
+    def __init__(
+        self, *, delay: float = 0.0, drop_every: int = 0, sockets: set[WSTransport] | None = None
+    ) -> None:
         super().__init__()
+        self.sockets = sockets if sockets is not None else set()
         self.dialect = V1Dialect()
         self.format: AudioFormat | None = None
         self.delay = delay
@@ -54,6 +58,10 @@ class EchoListener(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self.sockets.add(transport)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.sockets.discard(transport)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
@@ -106,14 +114,31 @@ def _send(transport: WSTransport, kind: WSMsgType, data: bytes) -> None:
         return
 
 
-async def serve(host: str, port: int, *, delay: float = 0.0, drop_every: int = 0) -> asyncio.Server:
-    """Listen; returns the server (its first socket's port is the one to use with port 0)."""
+async def serve(
+    host: str,
+    port: int,
+    *,
+    delay: float = 0.0,
+    drop_every: int = 0,
+    sockets: set[WSTransport] | None = None,
+) -> asyncio.Server:
+    """Listen; returns the server (its first socket's port is the one to use with port 0).
+    ``sockets``, when given, holds the calls' open sockets (for :func:`going_away`)."""
     return await ws_create_server(
-        lambda request: EchoListener(delay=delay, drop_every=drop_every),
+        lambda request: EchoListener(delay=delay, drop_every=drop_every, sockets=sockets),
         host,
         port,
         websocket_handshake_timeout=5,
     )
+
+
+def going_away(sockets: set[WSTransport]) -> None:
+    """Close every call's socket as the bot stops (RFC 6455 section 7.4.1: 1001)."""
+    for transport in list(sockets):
+        with contextlib.suppress(Exception):  # already closing: nothing more to say
+            transport.send_close(WSCloseCode.GOING_AWAY, b"bot stopping")
+            transport.disconnect()
+    sockets.clear()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,15 +151,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     async def run() -> None:
+        sockets: set[WSTransport] = set()
         server = await serve(
-            args.host, args.port, delay=args.delay_ms / 1000, drop_every=args.drop_every
+            args.host,
+            args.port,
+            delay=args.delay_ms / 1000,
+            drop_every=args.drop_every,
+            sockets=sockets,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with server:
-            await stop.wait()
+        await stop.wait()
+        # The server waits for its connections to end: a socket left open held it for ever.
+        going_away(sockets)
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 5)
 
     run_fast(run())
     return 0

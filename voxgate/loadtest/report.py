@@ -266,6 +266,8 @@ def _settings(result: Mapping[str, Any]) -> str:
         ("started at", _fmt(result.get("started_at"))),
         ("wall time", _fmt(result.get("wall_seconds"), "s")),
     ]
+    if result.get("stopped_early"):
+        rows.append(("stopped early", _fmt(result["stopped_early"])))
     settings = result.get("settings")
     if isinstance(settings, Mapping):
         rows += [

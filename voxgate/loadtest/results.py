@@ -68,6 +68,7 @@ def build_result(
     started_wall: float,
     bridge_metrics: Mapping[str, Any] | None,
     capacity: Mapping[str, Any] | None = None,
+    stopped: str | None = None,
 ) -> dict[str, Any]:
     every = [probe.figures for probe in session.probes]
     answered = [f for f in every if f.setup_ms is not None]
@@ -88,6 +89,7 @@ def build_result(
         "bot": bot,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_wall)),
         "wall_seconds": round(time.time() - started_wall, 3),
+        "stopped_early": stopped,  # None, "interrupted" or "error: <type>"
         "settings": dict(settings),
         "calls": len(every),
         "calls_answered": len(answered),
