@@ -6,15 +6,15 @@
 For each case, three processes on loopback: ``voxgate serve --workers 1`` (the node,
 measured from /proc by its pid), the load tester's own echo bot
 (``python -m voxgate.loadtest.echobot``) and ``voxgate loadtest`` stepping the calls up
-(50 more per step by default, 10 s measured per step after 3 s to settle) to
-``--max-calls``, or until the round trip's p99 passes 1 s or 5 % of frames are lost (the
-machine is overwhelmed: the curve ends there). Each step is then judged against the
+(50 more per step by default, 10 s measured per step after 3 s to settle, 10 s at 50
+calls) to ``--max-calls``, or until the round trip's p99 or the node's added latency
+passes 1 s or 5 % of frames are lost (the machine is overwhelmed: the curve ends there). Each step is then judged against the
 issue's targets, and the *knee* is the last step before the first that misses one:
 
 - the latency the node adds at most 5 ms: its own p99 inbound (frame in -> sent to the
   bot) plus p99 outbound (bot audio in -> frame out, with the wait for its 20 ms slot),
   read from its /metrics at the end of each step (its summaries keep the last 50,000
-  frames: at 50 calls the last 20 s, at 200 the last 5 s);
+  frames: at 50 calls the last 20 s, hence the longer settle, at 200 the last 5 s);
 - no frame lost;
 - the node within one core.
 
@@ -126,6 +126,7 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
             "--start", str(args.start), "--step", str(args.step),
             "--max-calls", str(args.max_calls), "--step-seconds", str(args.step_seconds),
             "--ramp", str(args.ramp), "--max-p99-ms", "1000", "--max-loss", "0.05",
+            "--max-added-ms", "1000",
             "--node-pid", str(node.pid),
             "--metrics", f"http://127.0.0.1:{port}/metrics", "--no-progress",
             "--json", str(out / f"{case}.json"), "--html", str(out / f"{case}.html"),

@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 from scenario import run
 
-from voxgate.loadtest.capacity import Steps, Thresholds, find_capacity, judge, verdict
+from voxgate.loadtest.capacity import (
+    Steps,
+    Thresholds,
+    find_capacity,
+    judge,
+    settle_seconds,
+    verdict,
+)
 from voxgate.loadtest.node import NodeWatch
 from voxgate.loadtest.probe import CallProbe, Samples
 from voxgate.loadtest.runner import LoadSession, Point
@@ -260,3 +267,20 @@ def test_the_verdict_says_where_the_search_ended(
     steps = [{"target_calls": target} for target in targets]
     capacity = {"knee_calls": knee, "broke_on": broke, "thresholds": _LIMITS, "steps": steps}
     assert verdict(capacity) == sentence
+
+
+@pytest.mark.parametrize(
+    ("calls", "judges_added", "settle"),
+    [
+        (50, False, 3.0),  # the node's figure is no threshold: the plain settle
+        (50, True, 10.0),  # 50,000 frames at 2,500 a second: 20 s, of which 10 in the window
+        (100, True, 3.0),  # 10 s of frames: the window alone turns them over
+        (20, True, 30.0),  # 40 s wanted: capped
+        (0, True, 3.0),
+    ],
+)
+def test_a_step_settles_until_the_nodes_summaries_hold_only_its_own_frames(
+    calls: int, judges_added: bool, settle: float
+) -> None:
+    steps = Steps(start=50, step=50, limit=300, settle=3.0, window=10.0)
+    assert settle_seconds(steps, calls, judges_added=judges_added) == pytest.approx(settle)

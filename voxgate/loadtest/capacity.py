@@ -5,10 +5,11 @@ rate), lets it settle, then measures a window: p99 of the markers' round trips, 
 share of frames lost, the node's mean CPU, calls that failed or dropped during the
 step and, when the node's /metrics can be read, the latency the bridge itself says it
 added (p99 inbound plus p99 outbound, over its most recent frames: its summaries keep
-the last 50,000 observations, about 10 s at 100 calls). The first step past any
-threshold ends the search; the *knee* is the last
-level that kept all of them. Calls stay up from step to step, so a step costs only
-its settle and window time.
+the last 50,000 observations each way, 10 s at 100 calls, 20 s at 50; when that figure
+is a threshold, a step settles long enough that they hold none of the frames from
+before it, so the first, smallest steps do not carry the ramp's start-up). The first step past any
+threshold ends the search; the *knee* is the last level that kept all of them. Calls
+stay up from step to step, so a step costs only its settle and window time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Final
 
 from voxgate.loadtest.node import bridge_latency
 from voxgate.loadtest.runner import LoadSession, Point, percentiles
+from voxgate.obs import RESERVOIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +41,25 @@ class Steps:
     window: float = 10.0
 
 
+FRAMES_PER_S: Final = 50  # per call and direction: one 20 ms frame each
+MAX_SETTLE: Final = 30.0  # seconds: below 40 calls the summaries are not wholly the step's
 THRESHOLD_OF: Final = {
     "p99": "p99_ms",
     "loss": "loss_ratio",
     "cpu": "cpu_percent",
     "added": "added_ms",
 }
+
+
+def settle_seconds(steps: Steps, calls: int, *, judges_added: bool) -> float:
+    """How long a step at ``calls`` waits before its window: ``steps.settle``, or, when
+    the node's own added latency is a threshold, long enough that at the window's end its
+    summaries hold only frames from after the settle began (none from the ramp or a
+    previous step), up to MAX_SETTLE."""
+    if not judges_added or calls <= 0:
+        return steps.settle
+    turned_over = RESERVOIR / (calls * FRAMES_PER_S) - steps.window
+    return max(steps.settle, min(turned_over, MAX_SETTLE))
 
 
 def verdict(capacity: Mapping[str, Any]) -> str:
@@ -135,7 +150,8 @@ async def find_capacity(
         session.target_calls = level
         failed_before = session.timeline[-1].failed if session.timeline else 0
         await session.add_calls(level - len(session.probes), ramp)
-        await asyncio.sleep(steps.settle)
+        judges_added = thresholds.added_ms is not None
+        await asyncio.sleep(settle_seconds(steps, level, judges_added=judges_added))
         await session.snapshot()  # the window starts here, whatever the ticker's phase
         first = len(session.timeline)
         await asyncio.sleep(steps.window)
