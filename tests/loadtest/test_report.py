@@ -12,10 +12,10 @@ from typing import Any, Final
 
 import numpy as np
 import pytest
+from browser import headless_argv
 
 from voxgate.loadtest.report import render_html, write_json
 
-CHROMIUM: Final = Path("/usr/bin/chromium")  # scripts/setup-browser installs it
 BROWSER_LIMIT: Final = 90.0  # seconds for one headless run on a busy machine
 SECTIONS: Final = ("summary", "latency", "capacity", "jitter", "calls")
 HOSTILE: Final = "<script>alert(1)</script>"
@@ -209,24 +209,13 @@ def test_a_sparse_report_says_what_was_not_measured_and_escapes_strings() -> Non
 
 def chromium(profile: Path, *args: str) -> str:
     """Headless Chromium without network (every request goes to a dead proxy): its stdout."""
-    assert CHROMIUM.exists(), "no /usr/bin/chromium: run scripts/setup-browser"
     done = subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+        headless_argv(
+            profile,
             "--proxy-server=127.0.0.1:9",
             "--proxy-bypass-list=<-loopback>",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=5000",
             *args,
-        ],
+        ),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=BROWSER_LIMIT,

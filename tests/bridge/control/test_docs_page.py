@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import uvicorn
+from browser import headless_argv
 from control_api import serve_api
 from openapi_spec_validator import validate
 from scenario import run
@@ -23,7 +24,6 @@ from starlette.routing import Route
 
 from voxgate.bridge.control.docs import docs_page
 
-CHROMIUM: Final = Path("/usr/bin/chromium")  # scripts/setup-browser installs it
 BROWSER_LIMIT: Final = 90.0  # seconds for one headless run on a busy machine
 WINDOW: Final = (1280, 1600)
 METHODS: Final = ("get", "post", "put", "patch", "delete")
@@ -31,22 +31,8 @@ METHODS: Final = ("get", "post", "put", "patch", "delete")
 
 async def chromium(profile: Path, *args: str) -> tuple[str, str]:
     """Headless Chromium with ``args``: its stdout (the DOM with --dump-dom) and stderr."""
-    assert CHROMIUM.exists(), "no /usr/bin/chromium: run scripts/setup-browser"
     process = await asyncio.create_subprocess_exec(
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--enable-logging=stderr",
-        "--v=0",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
-        *args,
+        *headless_argv(profile, "--enable-logging=stderr", "--v=0", *args),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
