@@ -8,8 +8,9 @@ measured from /proc by its pid), the load tester's own echo bot
 (``python -m voxgate.loadtest.echobot``) and ``voxgate loadtest`` stepping the calls up
 (50 more per step by default, 10 s measured per step after 3 s to settle, 10 s at 50
 calls) to ``--max-calls``, or until the round trip's p99 or the node's added latency
-passes 1 s or 5 % of frames are lost (the machine is overwhelmed: the curve ends there). Each step is then judged against the
-issue's targets, and the *knee* is the last step before the first that misses one:
+passes 1 s or 5 % of frames are lost (the machine is overwhelmed: the curve ends there).
+Each step is then judged against the issue's targets, and the *knee* is the last step
+before the first that misses one:
 
 - the latency the node adds at most 5 ms: its own p99 inbound (frame in -> sent to the
   bot) plus p99 outbound (bot audio in -> frame out, with the wait for its 20 ms slot),
