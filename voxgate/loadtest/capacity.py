@@ -7,9 +7,9 @@ step and, when the node's /metrics can be read, the latency the bridge itself sa
 added (p99 inbound plus p99 outbound, over its most recent frames: its summaries keep
 the last 50,000 observations each way, 10 s at 100 calls, 20 s at 50; when that figure
 is a threshold, a step settles long enough that they hold none of the frames from
-before it, so the first, smallest steps do not carry the ramp's start-up). The first step past any
-threshold ends the search; the *knee* is the last level that kept all of them. Calls
-stay up from step to step, so a step costs only its settle and window time.
+before it, so the first, smallest steps do not carry the ramp's start-up). The first
+step past any threshold ends the search; the *knee* is the last level that kept all of
+them. Calls stay up from step to step, so a step costs only its settle and window time.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from voxgate.loadtest.node import bridge_latency
 from voxgate.loadtest.runner import LoadSession, Point, percentiles
+from voxgate.loadtest.signal_probe import FRAME_SECONDS
 from voxgate.obs import RESERVOIR
 
 
@@ -41,7 +42,6 @@ class Steps:
     window: float = 10.0
 
 
-FRAMES_PER_S: Final = 50  # per call and direction: one 20 ms frame each
 MAX_SETTLE: Final = 30.0  # seconds: below 40 calls the summaries are not wholly the step's
 THRESHOLD_OF: Final = {
     "p99": "p99_ms",
@@ -58,7 +58,7 @@ def settle_seconds(steps: Steps, calls: int, *, judges_added: bool) -> float:
     previous step), up to MAX_SETTLE."""
     if not judges_added or calls <= 0:
         return steps.settle
-    turned_over = RESERVOIR / (calls * FRAMES_PER_S) - steps.window
+    turned_over = RESERVOIR * FRAME_SECONDS / calls - steps.window  # a frame per call each way
     return max(steps.settle, min(turned_over, MAX_SETTLE))
 
 
@@ -145,12 +145,12 @@ async def find_capacity(
     knee: int | None = None
     broke: str | None = None
     level = steps.start
+    judges_added = thresholds.added_ms is not None
     while level <= steps.limit:
         session.phase = f"step {len(results) + 1}: {level} calls"
         session.target_calls = level
         failed_before = session.timeline[-1].failed if session.timeline else 0
         await session.add_calls(level - len(session.probes), ramp)
-        judges_added = thresholds.added_ms is not None
         await asyncio.sleep(settle_seconds(steps, level, judges_added=judges_added))
         await session.snapshot()  # the window starts here, whatever the ticker's phase
         first = len(session.timeline)

@@ -23,9 +23,10 @@ import time
 from typing import Final, Protocol
 
 from voxgate.loadtest.probe import CallProbe, Samples
+from voxgate.loadtest.signal_probe import FRAME_SECONDS
 
 SLOTS: Final = 20
-FRAME: Final = 0.020
+FRAME: Final = FRAME_SECONDS
 LATE_AFTER: Final = 0.005  # a tick this late counts in late_ticks
 MAX_CATCH_UP: Final = 5
 
